@@ -10,9 +10,10 @@ so the spatial grid sits centred on the diagonal of its frame, and the text afte
 ``"mrope"`` (Qwen2-VL: t = s + ⌊δ·k⌋, h = s + i, w = s + j, text resumes after the largest index) and ``"rope1d"``
 (every token, visual or not, advances by one).
 
-The builder is vectorized over the batch: no Python loop over tokens or samples, and a single host synchronisation
-(to validate the placeholders against the grids). Only when validation fails does a slow path walk the samples to say
-which one is wrong.
+The builder is vectorized over the batch: no Python loop over tokens, samples or images, and a single host
+synchronisation (to validate the placeholders against the grids) besides reading the small grid tensors, which the
+processor makes on the CPU anyway. Per-cell work runs over the visual tokens only, from per-row tables built on the
+CPU. Only when validation fails does a slow path walk the samples to say which one is wrong.
 """
 
 from __future__ import annotations
@@ -97,84 +98,59 @@ def get_position_ids(
     """
     batch, length = _check_inputs(modality_ids, attention_mask, sequence_ids, style)
     device = modality_ids.device
-    modality = modality_ids.long()
+    modality = modality_ids
     valid = torch.ones_like(modality, dtype=torch.bool) if attention_mask is None else attention_mask.to(device).bool()
-    image_grids = _as_grids(image_grid_thw, "image_grid_thw", device)
-    video_grids = _as_grids(video_grid_thw, "video_grid_thw", device)
-    spacing = _as_spacing(temporal_spacing, video_grids.shape[0], device)
+    image_grids = _as_grids(image_grid_thw, "image_grid_thw")
+    video_grids = _as_grids(video_grid_thw, "video_grid_thw")
+    if (image_grids[:, 0] != 1).any():
+        raise ValueError(
+            f"image_grid_thw: images have T = 1 (a video is passed as video_grid_thw), got {image_grids.tolist()}"
+        )
+    spacing = _as_spacing(temporal_spacing, video_grids.shape[0])
     segments = None if sequence_ids is None else sequence_ids.to(device)
 
-    columns = torch.arange(length, device=device)
-    same_segment_as_prev = torch.zeros_like(valid)
-    if segments is not None:
-        same_segment_as_prev[:, 1:] = segments[:, 1:] == segments[:, :-1]
-    else:
-        same_segment_as_prev[:, 1:] = True
-
-    text_like = valid & ((modality == Modality.TEXT) | (modality == Modality.AUDIO))
     # Each token contributes `advance` to the running position, put on the token that closes its block, so an
-    # exclusive cumulative sum gives every token the start position of its block.
+    # exclusive cumulative sum gives every token the start position of its block; visual tokens add their offsets.
+    is_image = valid & (modality == Modality.IMAGE)
+    is_video = valid & (modality == Modality.VIDEO)
+    text_like = valid & ((modality == Modality.TEXT) | (modality == Modality.AUDIO))
     advance = text_like.long()
-    offsets = torch.zeros(3, batch, length, dtype=torch.long, device=device)
-    problems = [((modality < 0) | (modality > max(Modality))).any()]
-    for kind, grids, delta, name in (
-        (Modality.IMAGE, image_grids, torch.ones(image_grids.shape[0], device=device), "image"),
-        (Modality.VIDEO, video_grids, spacing, "video"),
+    problems = [(valid & ~(text_like | is_image | is_video)).any()]
+    placed = []
+    for is_kind, grids, delta in (
+        (is_image, image_grids, torch.ones(image_grids.shape[0], dtype=torch.float64)),
+        (is_video, video_grids, spacing),
     ):
-        is_kind = valid & (modality == kind)
-        problems.append(is_kind.sum() != grids.prod(-1).sum())
-        problems.append((grids <= 0).any())
-        if name == "image":
-            problems.append((grids[:, 0] != 1).any())
-        if grids.shape[0] == 0:
-            continue
-        local, item = _index_within_item(is_kind, grids)
-        t_grid, h_grid, w_grid = grids[item].unbind(-1)
-        frame, row, col = local // (h_grid * w_grid), (local // w_grid) % h_grid, local % w_grid
-        frame_offset = torch.floor(delta[item] * frame).long()
-        last_frame_offset = torch.floor(delta[item] * (t_grid - 1)).long()
-        if style == "videorope":
-            kind_offsets = (
-                frame_offset,
-                frame_offset + row - (h_grid - 1) // 2,
-                frame_offset + col - (w_grid - 1) // 2,
-            )
-            block_advance = last_frame_offset + 1
-        elif style == "mrope":
-            kind_offsets = (frame_offset, row, col)
-            block_advance = torch.maximum(last_frame_offset, torch.maximum(h_grid, w_grid) - 1) + 1
-        else:
-            kind_offsets = (local, local, local)
-            block_advance = local + 1
-        for axis in range(3):
-            offsets[axis] = torch.where(is_kind, kind_offsets[axis], offsets[axis])
-        closes_block = is_kind & (local == (t_grid * h_grid * w_grid) - 1)
-        advance = advance + torch.where(closes_block, block_advance, 0)
-        # A block continues only from a token of the same kind, in the same row and sample.
-        prev_is_kind = torch.zeros_like(is_kind)
-        prev_is_kind[:, 1:] = is_kind[:, :-1]
-        problems.append((is_kind & (local > 0) & ~(prev_is_kind & same_segment_as_prev)).any())
+        placed.append(_place_visual_tokens(is_kind, grids, delta, style, segments, advance.view(-1), problems))
     if segments is not None:
         problems.append((valid[:, 1:] & valid[:, :-1] & (segments[:, 1:] < segments[:, :-1])).any())
 
     if torch.stack(problems).any():  # the one host synchronisation
-        _raise_mismatch(modality, valid, segments, image_grids, video_grids, spacing)
+        _raise_mismatch(modality, valid, segments, image_grids, video_grids)
 
     inclusive = torch.cumsum(advance, dim=1)
-    exclusive = inclusive - advance
+    exclusive = advance.neg_().add_(inclusive)  # in place: large temporaries are what this function spends time on
     if segments is not None:
-        starts = valid & ~(same_segment_as_prev & torch.roll(valid, 1, dims=1))
-        last_start = torch.cummax(torch.where(starts, columns, 0), dim=1).values
+        columns = torch.arange(length, device=device)
+        first = torch.zeros_like(valid)
+        first[:, 1:] = (segments[:, 1:] != segments[:, :-1]) | ~valid[:, :-1]
+        first[:, 0] = True
+        last_start = torch.cummax(torch.where(valid & first, columns, 0), dim=1).values
         base = exclusive.gather(1, last_start)
-    else:
-        base = torch.zeros_like(exclusive)
-    block_start = exclusive - base
-    position_ids = torch.where(valid, block_start + offsets, 0)
+        exclusive = exclusive - base
+        inclusive = inclusive - base
+    block_start = exclusive.masked_fill_(~valid, 0).view(-1)
+    position_ids = block_start.expand(3, -1).clone()
+    for token, cell_offsets in placed:
+        if token is not None:
+            position_ids.index_copy_(1, token, block_start[token] + cell_offsets)
+    position_ids = position_ids.view(3, batch, length)
 
-    last_col = torch.where(valid, columns, -1).max(dim=1).values
-    next_position = (inclusive - base).gather(1, last_col.clamp(min=0)[:, None])[:, 0]
-    rope_deltas = torch.where(last_col >= 0, next_position - (last_col + 1), 0)
-    return PositionIds(position_ids=position_ids, rope_deltas=rope_deltas[:, None])
+    # column after the last real token (0 for an empty row, whose delta is then 0)
+    after_last = torch.where(valid.any(1), length - valid.flip(1).to(torch.uint8).argmax(1), 0)[:, None]
+    next_position = inclusive.gather(1, (after_last - 1).clamp(min=0)) * (after_last > 0)
+    rope_deltas = next_position - after_last
+    return PositionIds(position_ids=position_ids, rope_deltas=rope_deltas)
 
 
 def get_decode_position_ids(rope_deltas: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:
@@ -200,17 +176,76 @@ def get_decode_position_ids(rope_deltas: torch.Tensor, cache_position: torch.Ten
     return positions.unsqueeze(0).expand(3, -1, -1)
 
 
-def _index_within_item(is_kind: torch.Tensor, grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every token of one visual kind: its index inside its image/video and which image/video it belongs to.
+def _place_visual_tokens(
+    is_kind: torch.Tensor,
+    grids: torch.Tensor,
+    delta: torch.Tensor,
+    style: str,
+    segments: torch.Tensor | None,
+    advance: torch.Tensor,
+    problems: list[torch.Tensor],
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Lay out the tokens of one visual kind: add each block's advance to ``advance`` (flat, in place) and return
+    the flat index of every token of the kind with its (3, K) offsets from its block's start.
 
-    Items are assigned in reading order (row by row, left to right). Tokens beyond the grids are clamped to the last
-    item; the caller's count check reports them.
+    The k-th token of the kind in reading order is the k-th grid cell. Per-row tables (one entry per row of each
+    frame) are built on the CPU from the small grid tensor; the per-cell work is then one expansion and one lookup
+    over the kind's tokens only. Device-side flags of placeholder/grid mismatches are appended to ``problems``.
     """
-    running = torch.cumsum(is_kind.reshape(-1).long(), dim=0).reshape(is_kind.shape) - 1
-    ends = torch.cumsum(grids.prod(-1), dim=0)
-    item = torch.searchsorted(ends, running.clamp(min=0), right=True).clamp(max=grids.shape[0] - 1)
-    local = running - (ends - grids.prod(-1))[item]
-    return torch.where(is_kind, local, 0), item
+    t_grid, h_grid, w_grid = grids.unbind(-1)
+    sizes = t_grid * h_grid * w_grid
+    total = int(sizes.sum())
+    problems.append(is_kind.sum() != total)
+    if total == 0:
+        return None, None
+    device, length = is_kind.device, is_kind.shape[1]
+
+    rows_per_item = t_grid * h_grid
+    row_item = torch.repeat_interleave(torch.arange(len(grids)), rows_per_item)
+    row_in_item = torch.arange(len(row_item)) - torch.repeat_interleave(
+        torch.cumsum(rows_per_item, 0) - rows_per_item, rows_per_item
+    )
+    frame, row = row_in_item // h_grid[row_item], row_in_item % h_grid[row_item]
+    frame_offset = torch.floor(delta[row_item] * frame).long()
+    last_frame_offset = torch.floor(delta * (t_grid - 1)).long()
+    row_width = w_grid[row_item]
+    if style == "videorope":
+        row_offsets = (
+            frame_offset,
+            frame_offset + row - (h_grid[row_item] - 1) // 2,
+            frame_offset - (row_width - 1) // 2,
+        )
+        block_advance = last_frame_offset + 1
+    elif style == "mrope":
+        row_offsets = (frame_offset, row, torch.zeros_like(row))
+        block_advance = torch.maximum(last_frame_offset, torch.maximum(h_grid, w_grid) - 1) + 1
+    else:
+        row_offsets = (row_in_item * row_width,) * 3
+        block_advance = sizes
+    row_start = torch.cumsum(row_width, 0) - row_width
+    item_start = torch.cumsum(sizes, 0) - sizes
+    col_axes = torch.tensor([style == "rope1d", style == "rope1d", True])
+    table = torch.stack([*row_offsets, row_start]).to(device)
+
+    # Sized by the grids rather than by the data, so no synchronisation; a count mismatch is flagged above.
+    token = torch.nonzero_static(is_kind.reshape(-1), size=total, fill_value=0).squeeze(1)
+    cell_row = torch.repeat_interleave(
+        torch.arange(table.shape[1], device=device), row_width.to(device), output_size=total
+    )
+    cell = table[:, cell_row]
+    col = torch.arange(total, device=device) - cell[3]
+    cell_offsets = cell[:3] + col * col_axes.to(device)[:, None]
+    advance.index_add_(0, token[(item_start + sizes - 1).to(device)], block_advance.to(device))
+
+    # Consecutive cells of one image/video must be consecutive columns of one row and one packed sample.
+    continues = torch.ones(total, dtype=torch.bool)
+    continues[item_start] = False
+    step_ok = (token[1:] - token[:-1] == 1) & (token[1:] % length != 0)
+    if segments is not None:
+        flat_segments = segments.reshape(-1)
+        step_ok &= flat_segments[token[1:]] == flat_segments[token[:-1]]
+    problems.append((~step_ok & continues[1:].to(device)).any())
+    return token, cell_offsets
 
 
 def _check_inputs(
@@ -234,18 +269,23 @@ def _check_inputs(
     return modality_ids.shape[0], modality_ids.shape[1]
 
 
-def _as_grids(grids: torch.Tensor | None, name: str, device: torch.device) -> torch.Tensor:
+def _as_grids(grids: torch.Tensor | None, name: str) -> torch.Tensor:
+    """Grids as a CPU long tensor: they are tiny, and their sizes set the shapes of the per-kind work."""
     if grids is None:
-        return torch.zeros(0, 3, dtype=torch.long, device=device)
+        return torch.zeros(0, 3, dtype=torch.long)
     if not isinstance(grids, torch.Tensor) or grids.dim() != 2 or grids.shape[1] != 3:
         got = tuple(grids.shape) if isinstance(grids, torch.Tensor) else type(grids).__name__
         raise ValueError(f"{name} must be an (N, 3) tensor of (T, H, W) grids in LLM tokens, got {got}")
     if grids.is_floating_point():
         raise ValueError(f"{name} must be an integer tensor, got dtype {grids.dtype}")
-    return grids.to(device=device, dtype=torch.long)
+    grids = grids.to("cpu", torch.long)
+    if (grids <= 0).any():
+        raise ValueError(f"{name} must hold positive (T, H, W) sizes, got {grids.tolist()}")
+    return grids
 
 
-def _as_spacing(spacing: float | torch.Tensor, n_videos: int, device: torch.device) -> torch.Tensor:
+def _as_spacing(spacing: float | torch.Tensor, n_videos: int) -> torch.Tensor:
+    """Per-video δ as a CPU float64 tensor (one small read if it lives on an accelerator)."""
     if isinstance(spacing, torch.Tensor):
         if spacing.dim() == 0:
             spacing = spacing.expand(n_videos)
@@ -254,10 +294,13 @@ def _as_spacing(spacing: float | torch.Tensor, n_videos: int, device: torch.devi
                 f"temporal_spacing must be a float or a ({n_videos},) tensor (one δ per video), "
                 f"got shape {tuple(spacing.shape)}"
             )
-        return spacing.to(device=device, dtype=torch.float64)
+        spacing = spacing.to("cpu", torch.float64)
+        if not bool((spacing > 0).all()):
+            raise ValueError(f"temporal_spacing must be > 0 for every video, got {spacing.tolist()}")
+        return spacing
     if not isinstance(spacing, (int, float)) or spacing <= 0:
         raise ValueError(f"temporal_spacing must be a positive number or a per-video tensor, got {spacing!r}")
-    return torch.full((n_videos,), float(spacing), dtype=torch.float64, device=device)
+    return torch.full((n_videos,), float(spacing), dtype=torch.float64)
 
 
 def _raise_mismatch(
@@ -266,15 +309,12 @@ def _raise_mismatch(
     segments: torch.Tensor | None,
     image_grids: torch.Tensor,
     video_grids: torch.Tensor,
-    spacing: torch.Tensor,
 ) -> None:
     """Slow path, only on bad input: find the first sample whose placeholders disagree with the grids."""
     values = set(torch.unique(modality[valid]).tolist())
     unknown = sorted(values - {int(m) for m in Modality})
     if unknown:
         raise ValueError(f"modality_ids holds values {unknown}; expected Modality values {[int(m) for m in Modality]}")
-    if (spacing <= 0).any():
-        raise ValueError("temporal_spacing must be > 0 for every video")
     if segments is not None:
         for b in range(modality.shape[0]):
             seg = segments[b][valid[b]].tolist()
@@ -282,10 +322,6 @@ def _raise_mismatch(
                 raise ValueError(f"sample {b}: sequence_ids must not decrease along a row (packed samples in order)")
     for kind, grids, name in ((Modality.IMAGE, image_grids, "image"), (Modality.VIDEO, video_grids, "video")):
         field = f"{name}_grid_thw"
-        if (grids <= 0).any():
-            raise ValueError(f"{field} must hold positive (T, H, W) sizes, got {grids.tolist()}")
-        if kind == Modality.IMAGE and (grids[:, 0] != 1).any():
-            raise ValueError(f"{field}: images have T = 1 (a video is passed as video_grid_thw), got {grids.tolist()}")
         sizes = grids.prod(-1).tolist()
         item = 0
         for b in range(modality.shape[0]):
