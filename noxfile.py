@@ -123,7 +123,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """The main job: run every package's examples (each prints what it shows)."""
-    _install(session, PACKAGES, ("test",))
+    _install(session, PACKAGES, ("examples",))
     for package in PACKAGES:
         for example in sorted((PACKAGES_DIR / package / "examples").glob("*.py")):
             session.log(f"--- {package}: {example.name}")
