@@ -89,8 +89,10 @@ def apply_rotary(
     """Rotate the first ``cos.shape[-1]`` dimensions of every head of ``q`` and ``k``; the rest pass through.
 
     Args:
-        q, k: ``(B, heads, L, head_dim)`` (or ``(B, L, heads, head_dim)`` with ``unsqueeze_dim=2``).
-        cos, sin: ``(B, L, rotary_dim)`` from :class:`RotaryEmbedding`, ``rotary_dim <= head_dim``.
+        q: ``(B, heads, L, head_dim)`` (or ``(B, L, heads, head_dim)`` with ``unsqueeze_dim=2``).
+        k: like ``q`` (its number of heads may differ, as with grouped-query attention).
+        cos: ``(B, L, rotary_dim)`` from :class:`RotaryEmbedding`, ``rotary_dim <= head_dim``.
+        sin: like ``cos``.
         unsqueeze_dim: where the heads axis is, so ``cos``/``sin`` broadcast over it.
     """
     rotary_dim = cos.shape[-1]
