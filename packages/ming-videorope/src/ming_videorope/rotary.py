@@ -51,9 +51,17 @@ class RotaryEmbedding(nn.Module):
         self.rotary_dim = rotary_dim
         self.theta = theta
         self.layout = layout
-        inv_freq = 1.0 / (theta ** (torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self.register_buffer("axes", frequency_axes(layout, rotary_dim // 2, sections), persistent=False)
+        self.sections = sections
+        self.register_buffer("inv_freq", torch.empty(rotary_dim // 2), persistent=False)
+        self.register_buffer("axes", torch.empty(rotary_dim // 2, dtype=torch.long), persistent=False)
+        self.reset_buffers()
+
+    @torch.no_grad()
+    def reset_buffers(self) -> None:
+        """(Re)compute the frequency and axis tables in place, e.g. after the module was built on the meta device."""
+        exponents = torch.arange(0, self.rotary_dim, 2, dtype=torch.float32, device=self.inv_freq.device)
+        self.inv_freq.copy_(1.0 / (self.theta ** (exponents / self.rotary_dim)))
+        self.axes.copy_(frequency_axes(self.layout, self.rotary_dim // 2, self.sections))
 
     def extra_repr(self) -> str:
         return f"rotary_dim={self.rotary_dim}, theta={self.theta}, layout={self.layout!r}"

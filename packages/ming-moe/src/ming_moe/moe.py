@@ -1,0 +1,123 @@
+"""The MoE block: per-modality routers over one set of experts, plus the ungated shared expert (paper §2.1).
+
+Every token is routed by the router of its modality — image and video tokens by ``image_gate``, audio tokens by
+``audio_gate``, all others by ``gate`` (the text router) — over the same experts. A block with one router is the
+same block with one modality. The block also produces what hybrid balancing needs: the per-router auxiliary loss on
+that router's own tokens, and per-router expert loads accumulated for the bias update (see :mod:`ming_moe.balancing`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .configuration import BailingMoeV2Config
+from .experts import DenseMLP, MoeExperts
+from .router import GroupLimitedRouter
+
+ROUTER_ATTRIBUTES = {"text": "gate", "image": "image_gate", "audio": "audio_gate"}
+"""Module name of each modality's router (the names of the original checkpoints)."""
+
+
+class SparseMoeBlock(nn.Module):
+    """Routed experts + shared expert, with one :class:`GroupLimitedRouter` per configured modality.
+
+    Attributes:
+        expert_load: ``(routers, num_experts)`` fp32 buffer of tokens sent to each expert by each router since the
+            last :meth:`reset_load` (counted in training mode, padding excluded); not saved with the weights.
+    """
+
+    expert_load: torch.Tensor
+
+    def __init__(self, config: BailingMoeV2Config) -> None:
+        super().__init__()
+        self.router_names = [ROUTER_ATTRIBUTES[m] for m in config.router_modalities]
+        for name in self.router_names:
+            self.add_module(name, GroupLimitedRouter(config))
+        self.experts = MoeExperts(config)
+        shared = config.moe_intermediate_size * config.num_shared_experts
+        self.shared_experts = DenseMLP(config, shared) if shared else None
+        self.num_experts = config.num_experts
+        self.top_k = config.num_experts_per_tok
+        self.register_buffer("expert_load", torch.zeros(len(self.router_names), config.num_experts), persistent=False)
+
+    @property
+    def routers(self) -> list[GroupLimitedRouter]:
+        """The routers in modality order (text, image, audio)."""
+        return [getattr(self, name) for name in self.router_names]
+
+    def reset_load(self) -> None:
+        """Zero the accumulated expert loads."""
+        self.expert_load.zero_()
+
+    def route(
+        self, hidden_states: torch.Tensor, router_index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Route ``(N, H)`` tokens, each by router ``router_index[n]``.
+
+        Returns fp32 ``(logits, scores, weights, indices)``: logits and sigmoid scores ``(N, E)`` of each token's own
+        router, and the chosen ``(N, top_k)`` weights and expert indices.
+        """
+        routers = self.routers
+        if len(routers) == 1 or router_index is None:
+            logits, scores = routers[0].scores(hidden_states)
+            weights, indices = routers[0].select(scores)
+            return logits, scores, weights, indices
+        outputs = [router.scores(hidden_states) for router in routers]  # the router GEMMs are ~1% of the experts'
+        pick = router_index[None, :, None].expand(1, -1, self.num_experts)
+        logits = torch.stack([o[0] for o in outputs]).gather(0, pick)[0]
+        scores = torch.stack([o[1] for o in outputs]).gather(0, pick)[0]
+        bias = torch.stack([router.expert_bias for router in routers])[router_index]
+        weights, indices = routers[0].select(scores, bias)  # same group/top-k settings for every router
+        return logits, scores, weights, indices
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        router_index: torch.Tensor | None = None,
+        token_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply the block.
+
+        Args:
+            hidden_states: ``(B, L, H)``.
+            router_index: ``(B, L)`` long, the router of each token (0 text, 1 image, 2 audio); ``None``: all text.
+            token_mask: ``(B, L)`` bool, real tokens (padding is left out of the aux loss and the loads).
+
+        Returns:
+            ``(output (B, L, H), aux_loss (scalar, fp32, summed over routers), router_logits (B·L, E))``.
+        """
+        shape = hidden_states.shape
+        flat = hidden_states.reshape(-1, shape[-1])
+        flat_router = None if router_index is None else router_index.reshape(-1)
+        logits, scores, weights, indices = self.route(flat, flat_router)
+        output = self.experts(flat, indices, weights.to(flat.dtype))
+        if self.shared_experts is not None:
+            output = output + self.shared_experts(flat)
+
+        aux_loss = scores.new_zeros(())
+        if self.training:
+            routers = torch.zeros_like(indices[:, 0]) if flat_router is None else flat_router
+            real = torch.ones_like(routers, dtype=torch.bool) if token_mask is None else token_mask.reshape(-1)
+            aux_loss = self._aux_loss(scores, indices, routers, real)
+            with torch.no_grad():
+                slots = (routers[:, None] * self.num_experts + indices)[real].reshape(-1)
+                counts = torch.bincount(slots, minlength=self.expert_load.numel())
+                self.expert_load += counts.view_as(self.expert_load).to(self.expert_load.dtype)
+        return output.view(shape), aux_loss, logits
+
+    def _aux_loss(
+        self, scores: torch.Tensor, indices: torch.Tensor, routers: torch.Tensor, real: torch.Tensor
+    ) -> torch.Tensor:
+        """Switch-style balance loss per router on its own tokens: ``E · Σ_e f_e · P_e`` (1 when balanced), where
+        ``f_e`` is the fraction of the router's top-k slots given to expert e and ``P_e`` its mean normalised score."""
+        probabilities = scores / scores.sum(dim=-1, keepdim=True)
+        chosen = torch.zeros_like(scores).scatter_(1, indices, 1.0)
+        total = scores.new_zeros(())
+        for r in range(len(self.router_names)):
+            mine = (routers == r) & real
+            n_tokens = mine.sum()
+            fraction = chosen[mine].sum(0) / (n_tokens * self.top_k).clamp(min=1)
+            mean_probability = probabilities[mine].sum(0) / n_tokens.clamp(min=1)
+            total = total + self.num_experts * (fraction * mean_probability).sum()
+        return total

@@ -1,0 +1,95 @@
+"""The MoE block: per-modality routing, experts implementations, auxiliary loss and load counts."""
+
+import pytest
+import torch
+
+from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, SparseMoeBlock
+
+
+def _block(config=None, seed=0) -> SparseMoeBlock:
+    torch.manual_seed(seed)
+    config = config or BailingMoeV2Config.tiny()
+    model = BailingMoeV2ForCausalLM(config)  # initialises the block's weights like the real model
+    return model.model.layers[1].mlp
+
+
+def test_each_modality_is_routed_by_its_own_router():
+    block = _block().eval()
+    x = torch.randn(2, 12, 64)
+    router_index = torch.tensor([[0, 1, 2] * 4, [2, 2, 1, 1, 0, 0] * 2])
+    before, _, _ = block(x, router_index)
+    with torch.no_grad():
+        block.image_gate.weight.add_(torch.randn_like(block.image_gate.weight))
+    after, _, _ = block(x, router_index)
+    changed = (after - before).abs().amax(-1) > 1e-6
+    assert torch.equal(changed, router_index == 1)
+
+
+def test_single_router_model_is_the_same_model_with_one_modality():
+    config = BailingMoeV2Config.tiny()
+    three = _block(config).eval()
+    one = _block(BailingMoeV2Config.tiny(router_modalities=["text"])).eval()
+    one.load_state_dict(
+        {k: v for k, v in three.state_dict().items() if "image_gate" not in k and "audio_gate" not in k}
+    )
+    x = torch.randn(1, 9, 64)
+    text_only = torch.zeros(1, 9, dtype=torch.long)
+    torch.testing.assert_close(three(x, text_only)[0], one(x, None)[0])
+    torch.testing.assert_close(three(x, None)[0], one(x, torch.ones_like(text_only))[0])
+
+
+@pytest.mark.parametrize("implementation", ["batched_mm", "grouped_mm"])
+def test_experts_implementations_agree_with_eager_forward_and_backward(implementation):
+    torch.manual_seed(0)
+    config = BailingMoeV2Config.tiny()
+    model = BailingMoeV2ForCausalLM(config)
+    x = torch.randint(0, config.vocab_size, (2, 16))
+    results = {}
+    for name in ("eager", implementation):
+        model.set_experts_implementation(name)
+        model.zero_grad()
+        out = model(x, labels=x)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[name] = (out.logits.detach(), grads)
+    torch.testing.assert_close(results[implementation][0], results["eager"][0], atol=1e-5, rtol=1e-5)
+    assert results["eager"][1].keys() == results[implementation][1].keys()
+    for name, grad in results["eager"][1].items():
+        torch.testing.assert_close(results[implementation][1][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_aux_loss_uses_only_each_routers_own_tokens():
+    block = _block().train()
+    x = torch.randn(1, 16, 64)
+    router_index = torch.tensor([[0] * 8 + [1] * 8])
+    _, aux_text_image, _ = block(x, router_index)
+    # the text router's part depends only on the text tokens: perturbing image tokens changes only the image part
+    y = x.clone()
+    y[0, 8:] += torch.randn(8, 64)
+    block.reset_load()
+    aux_text, aux_image = (block(x[:, :8], router_index[:, :8])[1], block(x[:, 8:], router_index[:, 8:])[1])
+    torch.testing.assert_close(aux_text_image, aux_text + aux_image)
+    aux_text_again = block(y[:, :8], router_index[:, :8])[1]
+    torch.testing.assert_close(aux_text_again, aux_text)
+
+
+def test_aux_loss_is_one_when_routing_is_perfectly_balanced():
+    block = _block().train()
+    n, e, k = 64, block.num_experts, block.top_k
+    scores = torch.full((n, e), 0.5)  # equal scores: P_e = 1/E
+    indices = (torch.arange(n)[:, None] * k + torch.arange(k)) % e  # every expert gets n·k/E slots
+    loss = block._aux_loss(scores, indices, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+    torch.testing.assert_close(loss, torch.tensor(1.0))
+
+
+def test_loads_count_real_tokens_per_router():
+    block = _block().train()
+    x = torch.randn(2, 10, 64)
+    router_index = torch.tensor([[0] * 10, [2] * 6 + [1] * 4])
+    token_mask = torch.ones(2, 10, dtype=torch.bool)
+    token_mask[0, :3] = False  # padding
+    _, _, _ = block(x, router_index, token_mask)
+    assert block.expert_load.sum(-1).tolist() == [7 * block.top_k, 4 * block.top_k, 6 * block.top_k]
+    block.eval()
+    block(x, router_index, token_mask)
+    assert block.expert_load.sum().item() == 17 * block.top_k  # not counted outside training
