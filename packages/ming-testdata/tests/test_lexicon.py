@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ming_testdata import ENTITY_TYPES, make_lexicon, make_sentence, make_sentences
+from ming_testdata._rng import Stream, generator
 
 CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 
@@ -43,9 +44,14 @@ def test_words_tile_the_sentence(language):
     for sentence in make_sentences(20, language=language, seed=2):
         joined = (" " if language == "en" else "").join(sentence.text[a:b] for a, b in sentence.words)
         assert joined == sentence.text
-        for entity in sentence.entities:  # an entity never straddles a word boundary
-            assert sum(a <= entity.start < b for a, b in sentence.words) == 1
-            assert any(a < entity.end <= b for a, b in sentence.words)
+        starts = {a for a, _ in sentence.words}
+        for entity in sentence.entities:
+            # An entity starts a word and ends one, but for the sentence's punctuation attached to the last word.
+            assert entity.start in starts
+            (end,) = [b for a, b in sentence.words if a < entity.end <= b]
+            assert all(ch in ".,?!。" for ch in sentence.text[entity.end : end])
+            if language == "cmn":  # one template word per Mandarin entity; English ones may span several
+                assert (entity.start, end) in sentence.words
 
 
 def test_sentence_i_does_not_depend_on_how_many_are_made():
@@ -58,3 +64,14 @@ def test_lexicon_and_language_must_agree():
         make_sentences(2, language="en", lexicon=make_lexicon("cmn"))
     with pytest.raises(ValueError, match="at least 2"):
         make_sentence(np.random.default_rng(0), make_lexicon("en", size=1))
+
+
+def test_random_streams_never_coincide():
+    # A flat default_rng([seed, i]) gives [seed, 0] the stream of [seed], and seeds over 32 bits those of other pairs.
+    draws = [
+        tuple(generator(seed, stream, *index).random(2))
+        for seed in (0, 1, 2**32)
+        for stream in Stream
+        for index in [(), (0,), (1,), (0, 0)]
+    ]
+    assert len(set(draws)) == len(draws)

@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 import subprocess
@@ -5,7 +6,9 @@ import wave
 
 import numpy as np
 import pytest
+import scipy
 from pydantic import ValidationError
+from scipy.signal import resample_poly
 
 from ming_testdata import (
     DEFAULT_VOICES,
@@ -18,6 +21,7 @@ from ming_testdata import (
     make_speech,
     speak,
 )
+from ming_testdata.speech import _trim
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -26,18 +30,48 @@ def rms(audio):
     return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
 
 
+def espeak_output(tmp_path, text, voice="en-us", speed=160, pitch=50):
+    """espeak-ng's own WAV for ``text``: float samples in [-1, 1) and the sample rate."""
+    wav_path = tmp_path / "raw.wav"
+    command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav_path), text]
+    subprocess.run(command, check=True)
+    with wave.open(str(wav_path)) as raw:
+        pcm = np.frombuffer(raw.readframes(raw.getnframes()), dtype="<i2")
+        return pcm.astype(np.float64) / 32768.0, raw.getframerate()
+
+
+def find(haystack, needle):
+    """Offset of ``needle`` as a contiguous run of ``haystack``, or None."""
+    for start in np.flatnonzero(haystack[: len(haystack) - len(needle) + 1] == needle[0]):
+        if np.array_equal(haystack[start : start + len(needle)], needle):
+            return int(start)
+    return None
+
+
 @pytest.mark.usefixtures("espeak")
 def test_speak_resamples_espeak_output_to_16khz_float32(tmp_path):
     text = "Resampling keeps the duration."
-    wav_path = tmp_path / "raw.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-p", "50", "-w", str(wav_path), text], check=True)
-    with wave.open(str(wav_path)) as raw:
-        raw_seconds = raw.getnframes() / raw.getframerate()
+    raw, rate = espeak_output(tmp_path, text)
     audio = speak(text, "en-us", speed=160, pitch=50)
     assert audio.dtype == np.float32
     assert audio.ndim == 1
-    assert len(audio) / SAMPLE_RATE == pytest.approx(raw_seconds, abs=1e-3)
+    assert len(audio) / SAMPLE_RATE == pytest.approx(len(raw) / rate, abs=1e-3)
     assert 0.01 < np.abs(audio).max() <= 1.0
+
+
+@pytest.mark.usefixtures("espeak")
+def test_audio_is_clipped_where_resampling_overshoots_full_scale(tmp_path):
+    # With espeak-ng 1.51 this sentence peaks near full scale and the resampling filter carries it past 1.
+    text, voice = "Drolaixdale is 52 miles from Tafamore.", "en-gb-scotland"
+    raw, rate = espeak_output(tmp_path, text, voice, speed=170, pitch=50)
+    resampled = resample_poly(raw, SAMPLE_RATE, rate)
+    assert np.abs(resampled).max() > 1.0, "this text no longer overshoots; pick one that does"
+    audio = speak(text, voice, speed=170, pitch=50)
+    np.testing.assert_allclose(audio, np.clip(resampled, -1.0, 1.0), atol=1e-6)
+    # The same over many utterances of that loud voice: several reach full scale, none goes past it.
+    peaks = [np.abs(u.audio).max() for u in make_speech(SpeechOptions(n=24, seed=0, voices=(voice,)))]
+    assert max(peaks) <= 1.0
+    assert sum(peak == 1.0 for peak in peaks) >= 2
 
 
 @pytest.mark.usefixtures("espeak")
@@ -63,7 +97,8 @@ def test_voices_pitches_and_seeds_change_the_audio():
     assert low.shape != high.shape or not np.array_equal(low, high)
     seed0 = make_speech(SpeechOptions(n=2, seed=0))
     seed1 = make_speech(SpeechOptions(n=2, seed=1))
-    assert [u.transcript for u in seed0] != [u.transcript for u in seed1]
+    for a, b in zip(seed0, seed1, strict=True):
+        assert a.audio.shape != b.audio.shape or not np.array_equal(a.audio, b.audio)
 
 
 @pytest.mark.usefixtures("espeak")
@@ -104,6 +139,35 @@ def test_second_call_is_served_from_the_cache(cache_dir, monkeypatch):
 
 
 @pytest.mark.usefixtures("espeak")
+def test_cache_files_are_readable_like_any_other_file(cache_dir):
+    speak("Permissions.")
+    (path,) = cache_dir.rglob("*.npy")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.usefixtures("espeak")
+def test_a_failed_cache_write_leaves_no_file_behind(cache_dir, monkeypatch):
+    def failing_save(file, array):
+        file.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        speak("Not cached.")
+    assert [p for p in cache_dir.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.usefixtures("espeak")
+def test_a_new_scipy_version_does_not_reuse_cached_audio(cache_dir, monkeypatch):
+    speak("Resampled again.")
+    monkeypatch.setattr(scipy, "__version__", "0.0.0")
+    speak("Resampled again.")
+    assert len(list(cache_dir.rglob("*.npy"))) == 2
+
+
+@pytest.mark.usefixtures("espeak")
 def test_cache_dir_option_overrides_the_environment(tmp_path, cache_dir):
     own = tmp_path / "own"
     speak("Cached elsewhere.", cache_dir=own)
@@ -115,20 +179,35 @@ def test_cache_dir_option_overrides_the_environment(tmp_path, cache_dir):
 
 @pytest.mark.usefixtures("espeak")
 @pytest.mark.parametrize("language", ["en", "cmn"])
-def test_utterances_carry_transcripts_and_entity_spans(language):
-    options = SpeechOptions(n=4, seed=2, language=language)
+def test_utterances_speak_their_transcript_with_their_voice(language):
+    options = SpeechOptions(n=8, seed=2, language=language, use_cache=False)
     lexicon = make_lexicon(language, seed=2, size=options.lexicon_size)
-    sentences = make_sentences(4, language=language, seed=2, lexicon=lexicon)
-    for utterance, sentence in zip(make_speech(options), sentences, strict=True):
+    sentences = make_sentences(8, language=language, seed=2, lexicon=lexicon)
+    utterances = make_speech(options)
+    for utterance, sentence in zip(utterances, sentences, strict=True):
         assert utterance.transcript == sentence.text
         assert utterance.sample_rate == SAMPLE_RATE
-        assert utterance.audio.dtype == np.float32
         assert utterance.voice in DEFAULT_VOICES[language]
+        assert utterance.speed in options.speeds
+        assert utterance.pitch in options.pitches
+        alone = speak(utterance.transcript, utterance.voice, speed=utterance.speed, pitch=utterance.pitch)
+        np.testing.assert_array_equal(utterance.audio, alone)
         assert utterance.entities
         for entity in utterance.entities:
             assert utterance.transcript[entity.start : entity.end] == entity.text
             assert entity.text in lexicon.names(entity.type)
         assert utterance.words is None
+    assert len({(u.voice, u.speed, u.pitch) for u in utterances}) > 1
+
+
+@pytest.mark.usefixtures("espeak")
+def test_custom_voices_are_the_only_ones_used():
+    voices = ("en-gb+f3", "en-us+m3")
+    utterances = make_speech(SpeechOptions(n=8, seed=4, voices=voices))
+    assert {u.voice for u in utterances} == set(voices)
+    for utterance in utterances[:2]:
+        alone = speak(utterance.transcript, utterance.voice, speed=utterance.speed, pitch=utterance.pitch)
+        np.testing.assert_array_equal(utterance.audio, alone)
 
 
 @pytest.mark.usefixtures("espeak")
@@ -158,13 +237,23 @@ def test_word_timings_locate_each_word_in_the_audio(language):
             start, end = round(word.start_s * SAMPLE_RATE), round(word.end_s * SAMPLE_RATE)
             assert start - round(previous_end * SAMPLE_RATE) == gap
             assert not utterance.audio[start - gap : start].any()  # silence before each word
+            # The word's audio is the word spoken alone with only its quiet ends cut off.
             segment = utterance.audio[start:end]
             alone = speak(word.text, utterance.voice, speed=utterance.speed, pitch=utterance.pitch)
-            threshold = 0.02 * np.abs(alone).max()
-            loud = np.flatnonzero(np.abs(alone) > threshold)
-            np.testing.assert_array_equal(segment, alone[loud[0] : loud[-1] + 1])
+            offset = find(alone, segment)
+            assert offset is not None
+            peak = np.abs(alone).max()
+            cut = np.concatenate([alone[:offset], alone[offset + len(segment) :]])
+            assert len(cut) > 0
+            assert np.abs(cut).max() < 0.05 * peak
+            assert min(abs(segment[0]), abs(segment[-1])) > 0.01 * peak
             previous_end = word.end_s
         assert len(utterance.audio) == round(previous_end * SAMPLE_RATE) + gap
+
+
+def test_trimming_empty_or_silent_audio_gives_nothing():
+    assert _trim(np.zeros(0, dtype=np.float32)).size == 0
+    assert _trim(np.zeros(100, dtype=np.float32)).size == 0
 
 
 def test_missing_espeak_gives_a_clear_error(monkeypatch, tmp_path):
@@ -174,6 +263,15 @@ def test_missing_espeak_gives_a_clear_error(monkeypatch, tmp_path):
         speak("Hello.")
     with pytest.raises(EspeakNotFoundError, match="apt-get install espeak-ng"):
         make_speech(SpeechOptions(n=1))
+
+
+def test_a_broken_espeak_gives_an_espeak_error(monkeypatch, tmp_path):
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\necho 'broken install' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EspeakError, match="broken install"):
+        speak("Hello.")
 
 
 @pytest.mark.usefixtures("espeak")
@@ -187,15 +285,40 @@ def test_empty_text_is_rejected():
         speak("   ")
 
 
+@pytest.mark.parametrize(("argument", "value"), [("speed", 79), ("speed", 451), ("speed", 160.5), ("pitch", -1)])
+def test_speak_rejects_out_of_range_speed_and_pitch(argument, value):
+    with pytest.raises(ValueError, match=rf"^{argument} must be an integer from"):
+        speak("Hello.", **{argument: value})
+    # SpeechOptions has the same limits.
+    with pytest.raises(ValidationError):
+        SpeechOptions(**{f"{argument}s": (value,)})
+
+
+@pytest.mark.usefixtures("espeak")
+def test_speak_accepts_the_limits_of_speech_options():
+    for speed in (80, 450):
+        assert len(speak("Limits.", speed=speed)) > 0
+    for pitch in (0, 99):
+        assert len(speak("Limits.", pitch=pitch)) > 0
+    SpeechOptions(speeds=(80, 450), pitches=(0, 99))
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("n", 0), ("pitches", (120,)), ("speeds", (20,)), ("voices", ("en us",)), ("voices", ()), ("language", "fr")],
 )
 def test_bad_speech_options_name_the_field(field, value):
-    with pytest.raises(ValidationError, match=field):
+    with pytest.raises(ValidationError) as error:
         SpeechOptions(**{field: value})
+    assert error.value.errors()[0]["loc"][0] == field
 
 
 def test_unknown_speech_option_is_rejected():
-    with pytest.raises(ValidationError, match="voice_list_typo"):
+    with pytest.raises(ValidationError) as error:
         SpeechOptions(voice_list_typo=("en-us",))
+    assert error.value.errors()[0]["loc"] == ("voice_list_typo",)
+
+
+def test_default_voices_are_read_only():
+    with pytest.raises(TypeError):
+        DEFAULT_VOICES["en"] = ("en-us",)  # type: ignore[index]

@@ -11,6 +11,8 @@ Every maker takes a pydantic options model and is deterministic per seed; ``pyth
 and a JSON manifest to a directory.
 """
 
+from importlib.metadata import version
+
 from .espeak import SAMPLE_RATE, EspeakError, EspeakNotFoundError, default_cache_dir, speak
 from .images import Scene, SceneObject, SceneOptions, make_scenes, position_name
 from .lexicon import ENTITY_TYPES, EntityType, Language, Lexicon, make_lexicon
@@ -60,4 +62,5 @@ __all__ = [
     "speak",
 ]
 
-__version__ = "0.1.0"
+__version__ = version("ming-testdata")
+"""The installed distribution's version."""

@@ -62,3 +62,8 @@ def visible_masks(full: list[np.ndarray]) -> list[np.ndarray]:
         visible.append(mask & ~covered)
         covered = covered | mask
     return visible[::-1]
+
+
+def enough_visible(full: list[np.ndarray], visible: list[np.ndarray], min_visible: float) -> bool:
+    """Whether every shape shows at least one pixel and at least ``min_visible`` of its full area."""
+    return all(v.sum() > 0 and v.sum() >= min_visible * f.sum() for f, v in zip(full, visible, strict=True))

@@ -1,7 +1,8 @@
 """Text to 16 kHz speech with the ``espeak-ng`` command-line synthesiser, cached on disk.
 
-espeak-ng writes 16-bit mono WAV at its own rate (22050 Hz); we read it with the stdlib :mod:`wave` module and
-resample it to 16 kHz with :func:`scipy.signal.resample_poly` (polyphase filter, ratio 320/441).
+espeak-ng writes 16-bit mono WAV at its own rate (22050 Hz); we read it with the stdlib :mod:`wave` module,
+resample it to 16 kHz with :func:`scipy.signal.resample_poly` (polyphase filter, ratio 320/441) and clip it to
+[-1, 1].
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ import functools
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 import wave
 from pathlib import Path
 
 import numpy as np
+import scipy
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
 """Sample rate of all audio made here (Hz)."""
 
-_CACHE_FORMAT = 1  # bump when the stored audio changes for the same inputs
+_CACHE_FORMAT = 2  # bump when the stored audio changes for the same inputs (2: clipped to [-1, 1])
+_SPEED_RANGE = (80, 450)  # words per minute that espeak-ng accepts
+_PITCH_RANGE = (0, 99)
 _INSTALL_HINT = "install it with `apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS)"
 
 
@@ -51,7 +57,17 @@ def _executable() -> str:
 @functools.cache
 def _version(executable: str) -> str:
     # Part of the cache key, so upgrading espeak-ng does not serve audio made by the old one.
-    return subprocess.run([executable, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    result = subprocess.run([executable, "--version"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise EspeakError(f"`espeak-ng --version` failed (exit {result.returncode}): {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _in_range(name: str, value: int, limits: tuple[int, int]) -> int:
+    low, high = limits
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return int(value)  # a plain int for the command line and the JSON cache key
 
 
 def _synthesise(executable: str, text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -70,7 +86,22 @@ def _synthesise(executable: str, text: str, voice: str, speed: int, pitch: int) 
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     audio = pcm.astype(np.float32) / 32768.0
     g = math.gcd(SAMPLE_RATE, rate)
-    return resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    # The polyphase filter overshoots near-full-scale input by about 1 %, so clip to keep the promised range.
+    return np.clip(resample_poly(audio, SAMPLE_RATE // g, rate // g), -1.0, 1.0).astype(np.float32)
+
+
+def _store(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write a uniquely named file beside the target, then rename, so a concurrent reader never sees half a file;
+    # open() (unlike mkstemp, whose files are private) gives it the usual permissions.
+    tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("xb") as file:
+            np.save(file, audio)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def speak(
@@ -84,13 +115,14 @@ def speak(
 ) -> np.ndarray:
     """Synthesise ``text`` with ``espeak-ng`` and return 16 kHz mono float32 audio in [-1, 1].
 
-    espeak-ng's 22050 Hz output is resampled to 16 kHz with :func:`scipy.signal.resample_poly`. The same inputs
-    always give the same samples; results are cached as ``.npy`` files keyed by the inputs and the espeak-ng version.
+    espeak-ng's 22050 Hz output is resampled to 16 kHz with :func:`scipy.signal.resample_poly` and clipped to
+    [-1, 1] (the filter can overshoot full scale slightly). The same inputs always give the same samples; results are
+    cached as ``.npy`` files keyed by the inputs and the espeak-ng and SciPy versions.
 
     Args:
         text: what to say (UTF-8; Mandarin needs a Mandarin voice).
         voice: an espeak-ng voice, optionally with a variant: ``"en-us"``, ``"en-gb+f3"``, ``"cmn-latn-pinyin"``.
-        speed: words per minute (espeak-ng ``-s``).
+        speed: words per minute, 80–450 (espeak-ng ``-s``).
         pitch: 0–99 (espeak-ng ``-p``).
         cache_dir: cache root; default :func:`default_cache_dir`. Audio is stored under ``<cache_dir>/speech``.
         use_cache: read and write the cache.
@@ -98,22 +130,22 @@ def speak(
     Raises:
         EspeakNotFoundError: ``espeak-ng`` is not installed.
         EspeakError: ``espeak-ng`` failed, e.g. for an unknown voice.
+        ValueError: ``text`` is empty, or ``speed`` or ``pitch`` is out of range.
     """
     if not text.strip():
         raise ValueError("text must not be empty")
+    speed = _in_range("speed", speed, _SPEED_RANGE)
+    pitch = _in_range("pitch", pitch, _PITCH_RANGE)
     executable = _executable()
     if not use_cache:
         return _synthesise(executable, text, voice, speed, pitch)
     key_fields = {"format": _CACHE_FORMAT, "espeak": _version(executable), "rate": SAMPLE_RATE}
+    key_fields |= {"resampler": f"scipy.signal.resample_poly {scipy.__version__}"}
     key_fields |= {"text": text, "voice": voice, "speed": speed, "pitch": pitch}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "speech" / key[:2] / f"{key}.npy"
     if path.is_file():
         return np.load(path)
     audio = _synthesise(executable, text, voice, speed, pitch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a concurrent reader never sees half a file.
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        np.save(tmp, audio)
-    os.replace(tmp.name, path)
+    _store(path, audio)
     return audio

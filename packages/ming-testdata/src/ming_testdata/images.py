@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from ._draw import mask_bbox, shape_mask, visible_masks
+from ._draw import enough_visible, mask_bbox, shape_mask, visible_masks
 from ._options import ShapeOptions
+from ._rng import Stream, generator, pick, pick_colors
 from .palette import COLORS, ColorName, ShapeName
 
 _MAX_ATTEMPTS = 200
@@ -20,9 +21,6 @@ class SceneOptions(ShapeOptions):
     """Options of :func:`make_scenes`."""
 
     occlusion: bool = Field(True, description="Let shapes overlap (a later shape covers an earlier one).")
-    min_visible: float = Field(
-        0.3, ge=0.0, le=1.0, description="Fraction of each shape's area that must stay visible when shapes overlap."
-    )
 
 
 def position_name(center: tuple[float, float], width: int, height: int) -> str:
@@ -42,7 +40,8 @@ class SceneObject:
         shape: its shape.
         color: its colour name.
         rgb: its exact RGB value in the image.
-        center: ``(x, y)`` centre of the shape as drawn, pixels.
+        center: ``(x, y)`` centre of the shape as drawn, in pixel units where pixel ``(col, row)`` covers
+            ``[col, col + 1) × [row, row + 1)``: a shape centred on pixel ``(i, j)`` has centre ``(i + 0.5, j + 0.5)``.
         size: diameter of its circumscribed circle, pixels.
         mask: ``(H, W)`` bool, its visible pixels (parts covered by later shapes are false).
         bbox: ``(x0, y0, x1, y1)`` extent of ``mask``, ends exclusive.
@@ -122,27 +121,20 @@ class Scene:
         }
 
 
-def _acceptable(full: list[np.ndarray], visible: list[np.ndarray], options: SceneOptions) -> bool:
-    if not options.occlusion and np.sum(full, axis=0).max() > 1:
-        return False
-    return all(v.sum() > 0 and v.sum() >= options.min_visible * f.sum() for f, v in zip(full, visible, strict=True))
-
-
 def _scene(options: SceneOptions, rng: np.random.Generator) -> Scene:
     width, height = options.width, options.height
-    background = options.backgrounds[int(rng.integers(len(options.backgrounds)))]
-    palette = [c for c in dict.fromkeys(options.colors) if c != background]
-    count = int(rng.integers(options.min_objects, options.max_objects + 1))
-    colors = [palette[i] for i in rng.permutation(len(palette))[:count]]
+    background, colors = pick_colors(rng, options, options.min_objects, options.max_objects)
+    count = len(colors)
     side = min(width, height)
     for _ in range(_MAX_ATTEMPTS):
-        shapes = [options.shapes[int(rng.integers(len(options.shapes)))] for _ in range(count)]
+        shapes = [pick(rng, options.shapes) for _ in range(count)]
         sizes = [float(rng.uniform(options.min_size, options.max_size) * side) for _ in range(count)]
         # Centres keep each shape's circumscribed circle inside the image.
         centers = [(float(rng.uniform(s / 2, width - s / 2)), float(rng.uniform(s / 2, height - s / 2))) for s in sizes]
         full = [shape_mask(sh, c, s, height, width) for sh, c, s in zip(shapes, centers, sizes, strict=True)]
         visible = visible_masks(full)
-        if _acceptable(full, visible, options):
+        overlap_ok = options.occlusion or np.sum(full, axis=0).max() <= 1
+        if overlap_ok and enough_visible(full, visible, options.min_visible):
             break
     else:
         raise ValueError(
@@ -155,7 +147,7 @@ def _scene(options: SceneOptions, rng: np.random.Generator) -> Scene:
     for shape, color, center, size, mask, vis in zip(shapes, colors, centers, sizes, full, visible, strict=True):
         pixels[mask] = COLORS[color]
         bbox = mask_bbox(vis)
-        assert bbox is not None  # _acceptable guarantees visible pixels
+        assert bbox is not None  # enough_visible guarantees visible pixels
         objects.append(SceneObject(shape, color, COLORS[color], center, size, vis, bbox))
     return Scene(Image.fromarray(pixels, "RGB"), background, tuple(objects))
 
@@ -171,4 +163,4 @@ def make_scenes(options: SceneOptions | None = None) -> list[Scene]:
         ValueError: the shapes cannot be placed as asked (too large, too many, or no overlap allowed).
     """
     options = options if options is not None else SceneOptions()
-    return [_scene(options, np.random.default_rng([options.seed, i])) for i in range(options.n)]
+    return [_scene(options, generator(options.seed, Stream.SCENE, i)) for i in range(options.n)]

@@ -7,9 +7,11 @@ the audio or from a context list, which is what named-entity tests of contextual
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
+
+from ._rng import Stream, generator, pick
 
 Language = Literal["en", "cmn"]
 """``"en"`` English or ``"cmn"`` Mandarin Chinese (simplified characters)."""
@@ -17,7 +19,8 @@ Language = Literal["en", "cmn"]
 EntityType = Literal["person", "place", "product"]
 """The kind of a named entity."""
 
-ENTITY_TYPES: tuple[EntityType, ...] = ("person", "place", "product")
+ENTITY_TYPES: tuple[EntityType, ...] = get_args(EntityType)
+"""Every entity type, in the order :meth:`Lexicon.entries` lists them."""
 
 _EN_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kl", "st", "tr")
 _EN_VOWELS = ("a", "e", "i", "o", "u", "a", "o", "ai", "ea")
@@ -58,30 +61,26 @@ class Lexicon:
         return [(name, kind) for kind in ENTITY_TYPES for name in self.names(kind)]
 
 
-def _pick(rng: np.random.Generator, items: tuple[str, ...] | str) -> str:
-    return items[int(rng.integers(len(items)))]
-
-
 def _en_word(rng: np.random.Generator, syllables: int) -> str:
-    word = "".join(_pick(rng, _EN_ONSETS) + _pick(rng, _EN_VOWELS) for _ in range(syllables - 1))
-    return (word + _pick(rng, _EN_ONSETS) + _pick(rng, _EN_VOWELS) + _pick(rng, _EN_CODAS)).capitalize()
+    word = "".join(pick(rng, _EN_ONSETS) + pick(rng, _EN_VOWELS) for _ in range(syllables - 1))
+    return (word + pick(rng, _EN_ONSETS) + pick(rng, _EN_VOWELS) + pick(rng, _EN_CODAS)).capitalize()
 
 
 def _en_name(rng: np.random.Generator, entity_type: EntityType) -> str:
     if entity_type == "person":
         return f"{_en_word(rng, 2)} {_en_word(rng, int(rng.integers(2, 4)))}"
     if entity_type == "place":
-        return _en_word(rng, 2) + _pick(rng, _EN_PLACE_SUFFIXES)
-    return f"{_en_word(rng, 2)} {_pick(rng, _EN_PRODUCT_MODELS)}"
+        return _en_word(rng, 2) + pick(rng, _EN_PLACE_SUFFIXES)
+    return f"{_en_word(rng, 2)} {pick(rng, _EN_PRODUCT_MODELS)}"
 
 
 def _zh_name(rng: np.random.Generator, entity_type: EntityType) -> str:
     if entity_type == "person":
-        given = "".join(_pick(rng, _ZH_GIVEN) for _ in range(int(rng.integers(1, 3))))
-        return _pick(rng, _ZH_SURNAMES) + given
+        given = "".join(pick(rng, _ZH_GIVEN) for _ in range(int(rng.integers(1, 3))))
+        return pick(rng, _ZH_SURNAMES) + given
     if entity_type == "place":
-        return _pick(rng, _ZH_PLACE_CHARS) + _pick(rng, _ZH_PLACE_CHARS) + _pick(rng, _ZH_PLACE_SUFFIXES)
-    return _pick(rng, _ZH_BRAND_CHARS) + _pick(rng, _ZH_BRAND_CHARS) + _pick(rng, _ZH_PRODUCTS)
+        return pick(rng, _ZH_PLACE_CHARS) + pick(rng, _ZH_PLACE_CHARS) + pick(rng, _ZH_PLACE_SUFFIXES)
+    return pick(rng, _ZH_BRAND_CHARS) + pick(rng, _ZH_BRAND_CHARS) + pick(rng, _ZH_PRODUCTS)
 
 
 def make_lexicon(language: Language = "en", *, seed: int = 0, size: int = 32) -> Lexicon:
@@ -95,11 +94,12 @@ def make_lexicon(language: Language = "en", *, seed: int = 0, size: int = 32) ->
     Returns:
         A :class:`Lexicon` whose names are unique across all types, so a name determines its type.
     """
-    if language not in ("en", "cmn"):
+    languages = get_args(Language)
+    if language not in languages:
         raise ValueError(f"language must be 'en' or 'cmn', got {language!r}")
     if not 1 <= size <= 200:
         raise ValueError(f"size must be between 1 and 200, got {size}")
-    rng = np.random.default_rng([seed, 0 if language == "en" else 1])
+    rng = generator(seed, Stream.LEXICON, languages.index(language))
     make = _en_name if language == "en" else _zh_name
     seen: set[str] = set()
     names: dict[EntityType, list[str]] = {kind: [] for kind in ENTITY_TYPES}

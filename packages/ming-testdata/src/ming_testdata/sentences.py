@@ -8,6 +8,7 @@ from typing import cast
 
 import numpy as np
 
+from ._rng import Stream, generator, pick
 from .lexicon import ENTITY_TYPES, EntityType, Language, Lexicon, make_lexicon
 
 # Slots: {person}, {place}, {product} are entities; {number} and {day} are filler. English words are separated by
@@ -65,7 +66,8 @@ class Sentence:
         language: its language.
         entities: named entities in order of appearance.
         words: ``(start, end)`` character spans of the words (English: runs of non-space characters, punctuation
-            attached; Mandarin: the template's words, each entity being one word).
+            attached; Mandarin: the template's words, each entity being one word, with the closing punctuation
+            attached to the last word).
     """
 
     text: str
@@ -89,12 +91,11 @@ def _fill(template: str, language: Language, lexicon: Lexicon, rng: np.random.Ge
             if part == "number":
                 text += str(int(rng.integers(2, 100)))
             elif part == "day":
-                text += _DAYS[language][int(rng.integers(len(_DAYS[language])))]
+                text += pick(rng, _DAYS[language])
             else:
                 # A slot used twice in one template ("{person} will meet {person}") names two different entities.
                 kind = cast(EntityType, part)
-                choices = [name for name in lexicon.names(kind) if name not in used]
-                name = choices[int(rng.integers(len(choices)))]
+                name = pick(rng, [name for name in lexicon.names(kind) if name not in used])
                 used.add(name)
                 entities.append(EntitySpan(len(text), len(text) + len(name), kind, name))
                 text += name
@@ -114,8 +115,7 @@ def make_sentence(rng: np.random.Generator, lexicon: Lexicon) -> Sentence:
     """
     if min(len(lexicon.names(kind)) for kind in ENTITY_TYPES) < 2:
         raise ValueError("the lexicon needs at least 2 names of each entity type")
-    templates = _TEMPLATES[lexicon.language]
-    return _fill(templates[int(rng.integers(len(templates)))], lexicon.language, lexicon, rng)
+    return _fill(pick(rng, _TEMPLATES[lexicon.language]), lexicon.language, lexicon, rng)
 
 
 def make_sentences(
@@ -134,4 +134,4 @@ def make_sentences(
     lexicon = lexicon if lexicon is not None else make_lexicon(language, seed=seed)
     if lexicon.language != language:
         raise ValueError(f"lexicon is {lexicon.language!r} but language is {language!r}")
-    return [make_sentence(np.random.default_rng([seed, i]), lexicon) for i in range(n)]
+    return [make_sentence(generator(seed, Stream.SENTENCE, i), lexicon) for i in range(n)]

@@ -5,22 +5,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .espeak import SAMPLE_RATE, speak
+from ._rng import Stream, generator, pick
+from .espeak import _PITCH_RANGE, _SPEED_RANGE, SAMPLE_RATE, speak
 from .lexicon import Language, make_lexicon
 from .sentences import EntitySpan, make_sentence
 
 # espeak-ng 1.51 as packaged for Debian/Ubuntu: the plain "cmn" voice speaks many characters as pinyin spelled in
 # English plus the tone digit ("小" → "xiao three"); "cmn-latn-pinyin" reads them in Mandarin, so it is the default.
-DEFAULT_VOICES: dict[Language, tuple[str, ...]] = {
-    "en": ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-gb-scotland", "en-us+f2"),
-    "cmn": ("cmn-latn-pinyin", "cmn-latn-pinyin+f3", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f2"),
-}
-"""Voices used when :attr:`SpeechOptions.voices` is not given."""
+DEFAULT_VOICES: MappingProxyType[Language, tuple[str, ...]] = MappingProxyType(
+    {
+        "en": ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-gb-scotland", "en-us+f2"),
+        "cmn": ("cmn-latn-pinyin", "cmn-latn-pinyin+f3", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f2"),
+    }
+)
+"""Voices used when :attr:`SpeechOptions.voices` is not given (read-only)."""
 
 _VOICE = re.compile(r"[A-Za-z0-9_\-]+(\+[A-Za-z0-9_\-]+)?")
 _SILENCE = 0.02  # samples below this fraction of a word's peak count as silence when a word is trimmed
@@ -29,7 +33,8 @@ _SILENCE = 0.02  # samples below this fraction of a word's peak count as silence
 class SpeechOptions(BaseModel):
     """Options of :func:`make_speech`.
 
-    Each utterance draws its sentence, voice, speed and pitch from ``(seed, index)`` alone.
+    Each utterance draws its sentence, voice, speed and pitch from ``(seed, index)`` alone. Speeds and pitches have
+    the limits of :func:`speak`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,10 +47,10 @@ class SpeechOptions(BaseModel):
     voices: tuple[str, ...] | None = Field(
         None, min_length=1, description="espeak-ng voices to draw from; default DEFAULT_VOICES[language]."
     )
-    speeds: tuple[Annotated[int, Field(ge=80, le=450)], ...] = Field(
+    speeds: tuple[Annotated[int, Field(ge=_SPEED_RANGE[0], le=_SPEED_RANGE[1])], ...] = Field(
         (140, 170, 200), min_length=1, description="Speaking rates to draw from, words per minute."
     )
-    pitches: tuple[Annotated[int, Field(ge=0, le=99)], ...] = Field(
+    pitches: tuple[Annotated[int, Field(ge=_PITCH_RANGE[0], le=_PITCH_RANGE[1])], ...] = Field(
         (30, 50, 70), min_length=1, description="Pitches to draw from, 0–99."
     )
     lexicon_size: int = Field(32, ge=2, le=200, description="Names per entity type in the lexicon.")
@@ -137,7 +142,8 @@ class Utterance:
 
 
 def _trim(audio: np.ndarray) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(audio) > _SILENCE * np.abs(audio).max())
+    # initial=0: empty or silent audio has no loud sample and trims to nothing.
+    loud = np.flatnonzero(np.abs(audio) > _SILENCE * np.abs(audio).max(initial=0.0))
     return audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0]
 
 
@@ -166,8 +172,9 @@ def make_speech(options: SpeechOptions | None = None) -> list[Utterance]:
     """Speak ``options.n`` template sentences full of made-up names with espeak-ng.
 
     Utterance ``i`` speaks ``make_sentences(n, language=..., seed=seed, lexicon=...)[i]`` with a voice, speed and
-    pitch drawn from the options, so it depends only on ``(seed, i)``. Audio is 16 kHz mono float32, resampled from
-    espeak-ng's 22050 Hz with :func:`scipy.signal.resample_poly`, and cached on disk (see :func:`speak`).
+    pitch drawn from the options, so it depends only on ``(seed, i)``. Audio is 16 kHz mono float32 in [-1, 1],
+    resampled from espeak-ng's 22050 Hz with :func:`scipy.signal.resample_poly`, and cached on disk (see
+    :func:`speak`).
 
     Word timings: with ``word_timings=True`` each word is spoken on its own, trimmed of silence and joined with
     ``word_gap_s`` of silence between words, so the returned timings are exact for the returned audio. Otherwise the
@@ -175,17 +182,17 @@ def make_speech(options: SpeechOptions | None = None) -> list[Utterance]:
 
     Raises:
         EspeakNotFoundError: ``espeak-ng`` is not installed.
+        EspeakError: ``espeak-ng`` failed, e.g. for an unknown voice in ``options.voices``.
     """
     options = options if options is not None else SpeechOptions()
     lexicon = make_lexicon(options.language, seed=options.seed, size=options.lexicon_size)
     voices = options.voice_list()
     utterances = []
     for i in range(options.n):
-        rng = np.random.default_rng([options.seed, i])
-        sentence = make_sentence(rng, lexicon)
-        voice = voices[int(rng.integers(len(voices)))]
-        speed = options.speeds[int(rng.integers(len(options.speeds)))]
-        pitch = options.pitches[int(rng.integers(len(options.pitches)))]
+        # The sentence stream is make_sentences' own, so utterance i speaks its sentence i.
+        sentence = make_sentence(generator(options.seed, Stream.SENTENCE, i), lexicon)
+        rng = generator(options.seed, Stream.UTTERANCE, i)
+        voice, speed, pitch = pick(rng, voices), pick(rng, options.speeds), pick(rng, options.pitches)
         if options.word_timings:
             audio, words = _speak_words(sentence.text, sentence.words, options, voice, speed, pitch)
         else:

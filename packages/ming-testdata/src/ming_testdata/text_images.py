@@ -2,47 +2,77 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._draw import mask_bbox
-from ._options import CanvasOptions
+from ._options import CanvasOptions, field_error, option_field
+from ._rng import Stream, generator, pick, pick_colors
 from .lexicon import make_lexicon
 from .palette import COLORS, ColorName
 
 _PADDING = 2  # pixels kept free around the text
+_NOT_A_CHARACTER = "\uffff"  # in no font, so it draws the font's missing-glyph box
+_GLYPH_CHECK_SIZE = 24  # any size tells which glyphs the font has
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _glyph(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, character: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(character, mode="1")
+    return mask.size, bytes(mask)
+
+
+def _missing_glyphs(text: str) -> list[str]:
+    """The characters of ``text`` that PIL's default font draws as its missing-glyph box."""
+    font = _font(_GLYPH_CHECK_SIZE)
+    box = _glyph(font, _NOT_A_CHARACTER)
+    return sorted({character for character in text if _glyph(font, character) == box})
 
 
 class TextImageOptions(CanvasOptions):
     """Options of :func:`make_text_images`.
 
-    The font is PIL's default (``ImageFont.load_default(size=...)``), which has Latin glyphs only.
+    The font is PIL's default (``ImageFont.load_default(size=...)``), which has printable ASCII glyphs only; texts
+    with other characters are rejected, since they would be drawn as boxes.
     """
 
-    width: int = Field(192, ge=16, le=2048, description="Width in pixels.")
-    height: int = Field(40, ge=16, le=2048, description="Height in pixels.")
+    width: int = option_field("width", 192)
+    height: int = option_field("height", 40)
     texts: tuple[str, ...] | None = Field(
         None, min_length=1, description="Strings to render, cycled; default: made-up names and numbers."
     )
     min_font_size: int = Field(12, ge=6, le=512, description="Smallest font size, pixels.")
     max_font_size: int = Field(24, ge=6, le=512, description="Largest font size, pixels.")
 
+    @field_validator("texts")
+    @classmethod
+    def _check_texts(cls, texts: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for text in texts or ():
+            if not text.strip():
+                raise ValueError(f"texts must not hold blank strings, got {text!r}")
+            missing = _missing_glyphs(text)
+            if missing:
+                raise ValueError(f"texts: PIL's default font has no glyph for {missing} in {text!r}")
+        return texts
+
     @model_validator(mode="after")
-    def _check_fonts(self) -> TextImageOptions:
+    def _check_font_sizes(self) -> TextImageOptions:
         if self.min_font_size > self.max_font_size:
-            raise ValueError(
-                f"min_font_size ({self.min_font_size}) must not exceed max_font_size ({self.max_font_size})"
+            raise field_error(
+                self,
+                "min_font_size",
+                f"min_font_size ({self.min_font_size}) must not exceed max_font_size ({self.max_font_size})",
             )
-        for background in self.backgrounds:
-            if not set(self.colors) - {background}:
-                raise ValueError(f"colors needs a colour other than background {background!r}")
-        for text in self.texts or ():
-            if not text.strip() or "\n" in text:
-                raise ValueError(f"texts must be non-empty single lines, got {text!r}")
         return self
 
 
@@ -57,7 +87,7 @@ class TextImage:
         color: text colour name.
         background: background colour name.
         mask: ``(H, W)`` bool, the pixels of the text (drawn without anti-aliasing, so exactly the text colour).
-        bbox: ``(x0, y0, x1, y1)`` extent of ``mask``, ends exclusive.
+        bbox: ``(x0, y0, x1, y1)`` extent of ``mask``, ends exclusive; the text is never cut off at the border.
     """
 
     image: Image.Image
@@ -80,23 +110,22 @@ class TextImage:
         }
 
 
-def _default_text(rng: np.random.Generator, names: list[str]) -> str:
-    name = names[int(rng.integers(len(names)))]
+def _default_text(rng: np.random.Generator, names: Sequence[str]) -> str:
+    name = pick(rng, names)
     return f"{name} {int(rng.integers(1, 1000))}" if rng.random() < 0.3 else name
 
 
-def _text_image(options: TextImageOptions, index: int, names: list[str]) -> TextImage:
-    rng = np.random.default_rng([options.seed, index])
+def _text_image(options: TextImageOptions, index: int, names: Sequence[str]) -> TextImage:
+    rng = generator(options.seed, Stream.TEXT_IMAGE, index)
     text = options.texts[index % len(options.texts)] if options.texts else _default_text(rng, names)
-    background = options.backgrounds[int(rng.integers(len(options.backgrounds)))]
-    colors = [c for c in dict.fromkeys(options.colors) if c != background]
-    color = colors[int(rng.integers(len(colors)))]
-    canvas = Image.new("RGB", (options.width, options.height), COLORS[background])
+    background, (color,) = pick_colors(rng, options, 1, 1)
+    # Text goes on a mode "1" canvas: no anti-aliasing, and textbbox measures the glyphs drawn there (on an RGB
+    # canvas with fontmode "1" it measures anti-aliased glyphs, up to several pixels narrower).
+    canvas = Image.new("1", (options.width, options.height), 0)
     draw = ImageDraw.Draw(canvas)
-    draw.fontmode = "1"  # no anti-aliasing: every text pixel has exactly the text colour
     size = int(rng.integers(options.min_font_size, options.max_font_size + 1))
     while True:
-        font = ImageFont.load_default(size=size)
+        font = _font(size)
         x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
         if x1 - x0 + 2 * _PADDING <= options.width and y1 - y0 + 2 * _PADDING <= options.height:
             break
@@ -106,12 +135,15 @@ def _text_image(options: TextImageOptions, index: int, names: list[str]) -> Text
     # Random placement inside the free space; textbbox offsets (x0, y0) are relative to the anchor.
     x = _PADDING - x0 + int(rng.integers(options.width - (x1 - x0) - 2 * _PADDING + 1))
     y = _PADDING - y0 + int(rng.integers(options.height - (y1 - y0) - 2 * _PADDING + 1))
-    draw.text((x, y), text, fill=COLORS[color], font=font)
-    mask = np.all(np.asarray(canvas) == COLORS[color], axis=-1)
+    draw.text((x, y), text, fill=1, font=font)
+    mask = np.asarray(canvas, dtype=bool)
     bbox = mask_bbox(mask)
     if bbox is None:
-        raise ValueError(f"text {text!r} has no visible glyphs in PIL's default font")
-    return TextImage(canvas, text, size, color, background, mask, bbox)
+        raise ValueError(f"text {text!r} draws no pixels at font size {size}")
+    pixels = np.empty((options.height, options.width, 3), dtype=np.uint8)
+    pixels[:] = COLORS[background]
+    pixels[mask] = COLORS[color]
+    return TextImage(Image.fromarray(pixels, "RGB"), text, size, color, background, mask, bbox)
 
 
 def make_text_images(options: TextImageOptions | None = None) -> list[TextImage]:
@@ -121,9 +153,8 @@ def make_text_images(options: TextImageOptions | None = None) -> list[TextImage]
     sometimes followed by a number. Image ``i`` depends only on ``(seed, i)``.
 
     Raises:
-        ValueError: a string does not fit at ``min_font_size`` or has no glyph in the font.
+        ValueError: a string does not fit at ``min_font_size`` or draws no pixels.
     """
     options = options if options is not None else TextImageOptions()
-    lexicon = make_lexicon("en", seed=options.seed)
-    names = [name for name, _ in lexicon.entries()]
+    names = [] if options.texts else [name for name, _ in make_lexicon("en", seed=options.seed).entries()]
     return [_text_image(options, i, names) for i in range(options.n)]
