@@ -13,9 +13,16 @@ from .balancing import ExpertBiasUpdater, expert_load_statistics, load_imbalance
 from .checkpoint import ORIGINAL_LAYOUT, check_checkpoint, checkpoint_keys, original_checkpoint_keys
 from .configuration import ROUTER_MODALITIES, BailingMoeV2Config
 from .experts import DenseMLP, MoeExperts
-from .modeling import BailingMoeV2DecoderLayer, BailingMoeV2ForCausalLM, BailingMoeV2Model, BailingMoeV2PreTrainedModel
+from .modeling import (
+    BailingMoeV2DecoderLayer,
+    BailingMoeV2ForCausalLM,
+    BailingMoeV2Model,
+    BailingMoeV2ModelOutput,
+    BailingMoeV2PreTrainedModel,
+)
 from .moe import ROUTER_ATTRIBUTES, SparseMoeBlock
 from .router import GroupLimitedRouter
+from .training import TrainingLog, train_causal_lm
 
 __all__ = [
     "ORIGINAL_LAYOUT",
@@ -26,15 +33,18 @@ __all__ = [
     "BailingMoeV2DecoderLayer",
     "BailingMoeV2ForCausalLM",
     "BailingMoeV2Model",
+    "BailingMoeV2ModelOutput",
     "BailingMoeV2PreTrainedModel",
     "DenseMLP",
     "ExpertBiasUpdater",
     "GroupLimitedRouter",
     "MoeExperts",
     "SparseMoeBlock",
+    "TrainingLog",
     "check_checkpoint",
     "checkpoint_keys",
     "expert_load_statistics",
     "load_imbalance",
     "original_checkpoint_keys",
+    "train_causal_lm",
 ]

@@ -25,7 +25,7 @@ class BailingMoeV2Config(PreTrainedConfig):
     router with expert bias) plus ``num_shared_experts`` shared experts, and one router per entry of
     ``router_modalities``.
 
-    Args:
+    Attributes:
         router_modalities: routers over the same experts, a prefix of ``("text", "image", "audio")``; image and video
             tokens use the image router, audio tokens the audio router, all others the text router.
         router_aux_loss_coef: weight of the per-router switch-style load-balancing loss added to the LM loss.

@@ -8,6 +8,7 @@ experts, stored stacked (see :mod:`ming_moe.checkpoint` for the conversion).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +32,14 @@ from .router import GroupLimitedRouter
 
 # Router of each Modality value: image and video tokens share the image router.
 _ROUTER_OF_MODALITY = {Modality.TEXT: 0, Modality.IMAGE: 1, Modality.VIDEO: 1, Modality.AUDIO: 2}
+
+
+@dataclass
+class BailingMoeV2ModelOutput(MoeModelOutputWithPast):
+    """:class:`transformers.modeling_outputs.MoeModelOutputWithPast` plus ``aux_loss``: the per-router balance losses
+    summed over MoE layers (zero outside training mode)."""
+
+    aux_loss: torch.Tensor | None = None
 
 
 class BailingMoeV2DecoderLayer(GradientCheckpointingLayer):
@@ -163,7 +172,7 @@ class BailingMoeV2Model(BailingMoeV2PreTrainedModel):
         output_attentions: bool | None = None,
         output_router_logits: bool | None = None,
         **kwargs,
-    ) -> MoeModelOutputWithPast:
+    ) -> BailingMoeV2ModelOutput:
         """Run the decoder.
 
         Args:
@@ -172,7 +181,9 @@ class BailingMoeV2Model(BailingMoeV2PreTrainedModel):
             position_ids: ``(3, B, L)`` or ``(B, L)``; built from ``modality_ids`` when omitted.
             modality_ids: ``(B, L)`` :class:`ming_videorope.Modality` per token: picks the router (image and video →
                 image router, audio → audio router, others → text router) and lays out positions. Default: text.
-            image_grid_thw, video_grid_thw, temporal_spacing: grids (in LLM tokens) and δ for the positions.
+            image_grid_thw: ``(N_images, 3)`` grids in LLM tokens, for the positions.
+            video_grid_thw: ``(N_videos, 3)`` grids in LLM tokens, for the positions.
+            temporal_spacing: δ between video frames (VideoRoPE's adjustable temporal spacing).
             sequence_ids: ``(B, L)`` sample id per token for packed rows: attention and positions do not cross samples.
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -249,15 +260,14 @@ class BailingMoeV2Model(BailingMoeV2PreTrainedModel):
         hidden_states = self.norm(hidden_states)
         if output_hidden_states:
             all_hidden.append(hidden_states)
-        output = MoeModelOutputWithPast(
+        return BailingMoeV2ModelOutput(
             last_hidden_state=hidden_states,
             cache=cache if use_cache else None,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
             attentions=tuple(all_attentions) if output_attentions else None,
             router_logits=tuple(all_router_logits) if output_router_logits else None,
+            aux_loss=aux_loss,
         )
-        output.aux_loss = aux_loss
-        return output
 
     def _positions(
         self, modality_ids, token_mask, sequence_ids, image_grid_thw, video_grid_thw, temporal_spacing, past, batch,

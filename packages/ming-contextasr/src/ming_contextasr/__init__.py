@@ -1,0 +1,71 @@
+"""ming-contextasr: context-aware speech recognition pieces of Ming-Flash-Omni (paper §2.2, §3.2).
+
+- :class:`ContextASRAudioModel` / :class:`ContextASRAudioConfig`: Whisper encoder + projector turning 16 kHz speech
+  into L2-normalised LLM input embeddings, 25 per second, no 30 s padding; :func:`num_audio_tokens` says how many
+  placeholder tokens a clip needs.
+- :class:`ContextASRRequest`, :func:`render_prompt`, :func:`parse_transcription`: the context / hotword prompt and
+  the ``{language}\\t{transcript}`` answer format.
+- :class:`HotwordBiasingProcessor`: Aho–Corasick hotword biasing for any transformers ``generate()``.
+- :func:`build_context_samples`: training samples with true entities mixed with distractors.
+- :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
+"""
+
+from .biasing import HotwordBiasingProcessor, HotwordTrie
+from .configuration import ContextASRAudioConfig
+from .data import ContextSample, ContextSampleOptions, TaggedUtterance, build_context_samples
+from .metrics import (
+    CorpusScore,
+    UtteranceScore,
+    match_entities,
+    match_entities_fuzzy,
+    score_corpus,
+    score_utterance,
+)
+from .modeling import AudioEncoderOutput, ContextASRAudioModel, num_audio_tokens
+from .normalize import normalize_text
+from .prompt import (
+    SAMPLE_RATE,
+    ContextASRRequest,
+    ContextTruncatedWarning,
+    PromptFields,
+    PromptOptions,
+    RenderedPrompt,
+    Transcription,
+    format_transcription,
+    parse_prompt,
+    parse_transcription,
+    render_prompt,
+)
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioEncoderOutput",
+    "ContextASRAudioConfig",
+    "ContextASRAudioModel",
+    "ContextASRRequest",
+    "ContextSample",
+    "ContextSampleOptions",
+    "ContextTruncatedWarning",
+    "CorpusScore",
+    "HotwordBiasingProcessor",
+    "HotwordTrie",
+    "PromptFields",
+    "PromptOptions",
+    "RenderedPrompt",
+    "TaggedUtterance",
+    "Transcription",
+    "UtteranceScore",
+    "build_context_samples",
+    "format_transcription",
+    "match_entities",
+    "match_entities_fuzzy",
+    "normalize_text",
+    "num_audio_tokens",
+    "parse_prompt",
+    "parse_transcription",
+    "render_prompt",
+    "score_corpus",
+    "score_utterance",
+]
+
+__version__ = "0.1.0"
