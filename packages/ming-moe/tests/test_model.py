@@ -150,3 +150,14 @@ def test_bf16_forward_keeps_router_math_in_fp32(tiny_model):
     assert out.logits.dtype == torch.bfloat16
     assert all(logits.dtype == torch.float32 for logits in out.router_logits)
     assert len(out.router_logits) == BailingMoeV2Config.tiny().num_hidden_layers - 1
+
+
+def test_eager_and_sdpa_attention_agree_on_a_padded_batch(tiny_model):
+    ids = torch.randint(0, 512, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    results = {}
+    for implementation in ("eager", "sdpa"):
+        tiny_model.set_attn_implementation(implementation)
+        results[implementation] = tiny_model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(results["sdpa"][mask.bool()], results["eager"][mask.bool()], atol=1e-5, rtol=1e-5)
