@@ -17,17 +17,13 @@ from pathlib import Path
 
 import torch
 
-from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, load_imbalance, train_causal_lm
+from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, load_imbalance, random_windows, train_causal_lm
 from ming_testdata import make_sentences
 
 
 def byte_batches(seed: int):
     text = " ".join(s.text for s in make_sentences(2000, language="en", seed=0)).encode()
-    data = torch.tensor(list(text))
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        starts = torch.randint(0, len(data) - 65, (16,), generator=generator)
-        yield torch.stack([data[i : i + 64] for i in starts])
+    return random_windows(torch.tensor(list(text)), 16, 64, seed)
 
 
 def main() -> None:

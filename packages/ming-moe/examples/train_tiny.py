@@ -16,18 +16,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, train_causal_lm
+from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, random_windows, train_causal_lm
 from ming_testdata import make_sentences
 
 
 def byte_batches(n_sentences: int, batch: int, length: int, seed: int):
-    """Endless random windows of the byte-encoded corpus."""
+    """Random windows of the byte-encoded sentences."""
     text = " ".join(s.text for s in make_sentences(n_sentences, language="en", seed=seed)).encode()
-    data = torch.tensor(list(text))
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        starts = torch.randint(0, len(data) - length - 1, (batch,), generator=generator)
-        yield torch.stack([data[i : i + length] for i in starts])
+    return random_windows(torch.tensor(list(text)), batch, length, seed)
 
 
 def main() -> None:

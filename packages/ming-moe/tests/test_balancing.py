@@ -8,6 +8,7 @@ from ming_moe import (
     ExpertBiasUpdater,
     expert_load_statistics,
     load_imbalance,
+    random_windows,
     train_causal_lm,
 )
 from ming_testdata import make_sentences
@@ -39,11 +40,7 @@ def test_load_statistics_and_imbalance(tiny_model):
 
 def _text_batches(seed: int):
     text = " ".join(s.text for s in make_sentences(400, language="en", seed=0)).encode()
-    data = torch.tensor(list(text))
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        starts = torch.randint(0, len(data) - 33, (8,), generator=generator)
-        yield torch.stack([data[i : i + 32] for i in starts])
+    return random_windows(torch.tensor(list(text)), 8, 32, seed)
 
 
 def test_balancing_lowers_load_imbalance_and_the_lm_still_learns():

@@ -22,7 +22,7 @@ from .modeling import (
 )
 from .moe import ROUTER_ATTRIBUTES, SparseMoeBlock
 from .router import GroupLimitedRouter
-from .training import TrainingLog, train_causal_lm
+from .training import TrainingLog, random_windows, train_causal_lm
 
 __all__ = [
     "ORIGINAL_LAYOUT",
@@ -46,5 +46,6 @@ __all__ = [
     "expert_load_statistics",
     "load_imbalance",
     "original_checkpoint_keys",
+    "random_windows",
     "train_causal_lm",
 ]

@@ -33,6 +33,20 @@ class TrainingLog:
     final_load: torch.Tensor | None = None
 
 
+def random_windows(tokens: torch.Tensor, batch_size: int, length: int, seed: int = 0) -> Iterator[torch.Tensor]:
+    """Endless ``(batch_size, length)`` batches of windows at random offsets of a 1D token tensor (a corpus).
+
+    Deterministic per ``seed``; feeds :func:`train_causal_lm`.
+    """
+    if tokens.dim() != 1 or len(tokens) <= length:
+        raise ValueError(f"tokens must be a 1D tensor longer than length={length}, got shape {tuple(tokens.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.arange(length)
+    while True:
+        starts = torch.randint(0, len(tokens) - length, (batch_size, 1), generator=generator)
+        yield tokens[starts + offsets]
+
+
 def train_causal_lm(
     model: BailingMoeV2ForCausalLM,
     batches: Iterator[torch.Tensor],
