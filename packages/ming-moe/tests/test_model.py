@@ -161,3 +161,18 @@ def test_eager_and_sdpa_attention_agree_on_a_padded_batch(tiny_model):
         tiny_model.set_attn_implementation(implementation)
         results[implementation] = tiny_model(ids, attention_mask=mask).logits
     torch.testing.assert_close(results["sdpa"][mask.bool()], results["eager"][mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+def test_generate_from_a_video_prompt_continues_the_videorope_positions(tiny_model):
+    prompt = torch.randint(0, 512, (1, 3 + 12 + 2))
+    modality = torch.tensor([[0] * 3 + [int(Modality.VIDEO)] * 12 + [0] * 2])
+    grid = torch.tensor([[3, 2, 2]])
+    generated = tiny_model.generate(
+        prompt, modality_ids=modality, video_grid_thw=grid, max_new_tokens=6, min_new_tokens=6, do_sample=False
+    )
+    ids = prompt
+    for _ in range(6):
+        full_modality = torch.cat([modality, torch.zeros(1, ids.shape[1] - modality.shape[1], dtype=torch.long)], 1)
+        logits = tiny_model(ids, modality_ids=full_modality, video_grid_thw=grid, use_cache=False).logits
+        ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(generated, ids)

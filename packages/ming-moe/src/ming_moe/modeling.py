@@ -321,6 +321,11 @@ class BailingMoeV2ForCausalLM(BailingMoeV2PreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
+        modality_ids: torch.LongTensor | None = None,
+        image_grid_thw: torch.LongTensor | None = None,
+        video_grid_thw: torch.LongTensor | None = None,
+        temporal_spacing: float | torch.Tensor = 2.0,
+        sequence_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> MoeCausalLMOutputWithPast:
         """Logits for ``input_ids``; see :meth:`BailingMoeV2Model.forward` for the multimodal arguments."""
@@ -331,6 +336,11 @@ class BailingMoeV2ForCausalLM(BailingMoeV2PreTrainedModel, GenerationMixin):
             cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            modality_ids=modality_ids,
+            image_grid_thw=image_grid_thw,
+            video_grid_thw=video_grid_thw,
+            temporal_spacing=temporal_spacing,
+            sequence_ids=sequence_ids,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -353,8 +363,13 @@ class BailingMoeV2ForCausalLM(BailingMoeV2PreTrainedModel, GenerationMixin):
         )
 
     def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs) -> dict:
-        """Prompt-only inputs (modalities, grids, packing) go to the first step; later tokens are text."""
+        """Prompt-only inputs (modalities, grids, packing) go to the first step; later tokens are text.
+
+        Positions are always built by the model during generation (VideoRoPE at prefill, then from ``rope_deltas``):
+        the 1D positions transformers derives from the attention mask would be wrong after an image or a video.
+        """
         inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        inputs.pop("position_ids", None)
         if not is_first_iteration:
             for key in ("modality_ids", "image_grid_thw", "video_grid_thw", "sequence_ids"):
                 inputs.pop(key, None)
