@@ -176,3 +176,18 @@ def test_generate_from_a_video_prompt_continues_the_videorope_positions(tiny_mod
         logits = tiny_model(ids, modality_ids=full_modality, video_grid_thw=grid, use_cache=False).logits
         ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
     assert torch.equal(generated, ids)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model):
+    ids = torch.randint(0, 512, (2, 10))
+    tiny_model.train()
+    grads = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            tiny_model.activation_checkpointing_enable()
+        tiny_model.zero_grad()
+        tiny_model(ids, labels=ids, use_cache=False).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
