@@ -1,0 +1,50 @@
+"""ming-speech-tokenizer: the continuous VAE-GAN speech tokenizer of Ming-Flash-Omni (paper §2.2).
+
+- :class:`SpeechTokenizerConfig` (``flash()`` / ``tiny()``) and :class:`SpeechTokenizerModel`: causal transformer
+  encoder → diagonal Gaussian latent (50 frames/s × 64 dims at 16 kHz) → causal transformer decoder → Vocos-style
+  ISTFT head; ``encode(wave, sample_rate)`` / ``decode(latents)``, ``save_pretrained`` / ``from_pretrained``.
+- :class:`StreamingDecoder` (20 ms of audio per latent frame, equal to full decoding) and :class:`StreamingEncoder`.
+- Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses, and
+  :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
+"""
+
+from .configuration import SpeechTokenizerConfig
+from .decoder import SpeechDecoder
+from .discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscriminator, SpeechDiscriminator
+from .encoder import GaussianPosterior, SpeechEncoder
+from .istft_head import ISTFTHead, overlap_add
+from .losses import (
+    MultiScaleMelLoss,
+    feature_matching_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+)
+from .modeling import SpeechTokenizerModel, SpeechTokenizerOutput
+from .streaming import StreamingDecoder, StreamingEncoder
+from .training import TrainingLog, TrainingRecipe, train_speech_tokenizer
+from .transformer import CausalTransformer, KVState
+
+__all__ = [
+    "CausalTransformer",
+    "GaussianPosterior",
+    "ISTFTHead",
+    "KVState",
+    "MultiPeriodDiscriminator",
+    "MultiResolutionSTFTDiscriminator",
+    "MultiScaleMelLoss",
+    "SpeechDecoder",
+    "SpeechDiscriminator",
+    "SpeechEncoder",
+    "SpeechTokenizerConfig",
+    "SpeechTokenizerModel",
+    "SpeechTokenizerOutput",
+    "StreamingDecoder",
+    "StreamingEncoder",
+    "TrainingLog",
+    "TrainingRecipe",
+    "feature_matching_loss",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
+    "overlap_add",
+    "train_speech_tokenizer",
+]

@@ -1,0 +1,68 @@
+"""Checks of what users pass to ``encode`` / ``decode`` / the streaming classes: errors name the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+from .configuration import SpeechTokenizerConfig
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` if it is a positive ``int`` (not a bool or a float), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def as_float_tensor(value: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    """``value`` as a tensor of finite floating-point values with at least one element."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(
+            f"{name} must hold floating-point values (audio in [-1, 1]), got dtype {value.dtype}; "
+            "convert integer PCM first, e.g. x / 32768 for int16"
+        )
+    if value.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(value.shape)})")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return value
+
+
+def to_mono(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``(B, N)`` from ``(N,)``, ``(C, N)`` or ``(B, C, N)`` float audio, channels (stereo) averaged."""
+    wave = as_float_tensor(wave, "wave")
+    if wave.dim() not in (1, 2, 3):
+        raise ValueError(
+            f"wave must be (samples,), (channels, samples) or (batch, channels, samples), got shape {tuple(wave.shape)}"
+        )
+    return wave.reshape((1,) * (3 - wave.dim()) + tuple(wave.shape)).mean(dim=1)
+
+
+def prepare_wave(wave: torch.Tensor | np.ndarray, sample_rate: int, config: SpeechTokenizerConfig) -> torch.Tensor:
+    """``(B, N)`` mono audio at ``config.sampling_rate`` from ``(N,)``, ``(C, N)`` or ``(B, C, N)`` audio at
+    ``sample_rate`` (channels averaged, resampled with torchaudio when the rates differ), at least one frame long."""
+    sample_rate = check_positive_int(sample_rate, "sample_rate")
+    wave = to_mono(wave)
+    if sample_rate != config.sampling_rate:
+        wave = torchaudio.functional.resample(wave, sample_rate, config.sampling_rate)
+    if wave.shape[-1] < config.hop_length:
+        milliseconds = 1000 * config.hop_length / config.sampling_rate
+        raise ValueError(
+            f"wave is too short: {wave.shape[-1]} samples at {config.sampling_rate} Hz (after resampling from "
+            f"{sample_rate} Hz) is less than one latent frame ({config.hop_length} samples, {milliseconds:g} ms)"
+        )
+    return wave
+
+
+def check_latents(latents: torch.Tensor | np.ndarray, config: SpeechTokenizerConfig) -> torch.Tensor:
+    """``latents`` as a ``(B, T, latent_dim)`` float tensor with ``T ≥ 1``."""
+    latents = as_float_tensor(latents, "latents")
+    if latents.dim() != 3 or latents.shape[-1] != config.latent_dim:
+        raise ValueError(f"latents must be (batch, frames, {config.latent_dim}), got shape {tuple(latents.shape)}")
+    return latents

@@ -1,0 +1,106 @@
+"""Configuration of the continuous speech tokenizer (paper §2.2: a VAE-GAN over 50 Hz continuous latents).
+
+The only place the architecture numbers live. ``flash()`` has the numbers of DESIGN.md (16 kHz, 320-sample frames,
+50 latent frames per second, 64 latent dimensions, ISTFT head with n_fft 1280 / hop 320); the widths and depths of
+the transformers are not given in the paper and are our choice. ``tiny()`` trains on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+__all__ = ["SpeechTokenizerConfig"]
+
+
+@strict
+class SpeechTokenizerConfig(PreTrainedConfig):
+    r"""Sizes of the encoder, the Gaussian latent, the decoder with its ISTFT head, and the discriminators.
+
+    Attributes:
+        sampling_rate: sample rate of the model's audio, Hz.
+        hop_length: samples per latent frame (and the ISTFT hop): 320 at 16 kHz is 50 frames per second.
+        n_fft: ISTFT size and window length of the decoder head; also the span of samples, ending at a frame's last
+            sample, that the encoder's input convolution sees. A multiple (≥ 3) of ``hop_length``.
+        latent_dim: channels of a latent frame.
+        hidden_size: width of the encoder and decoder transformers.
+        encoder_layers: transformer blocks of the encoder.
+        decoder_layers: transformer blocks of the decoder.
+        num_attention_heads: attention heads per block.
+        intermediate_size: MLP width of a block.
+        attention_window: frames a frame attends to, itself included (causal sliding window); bounds the streaming
+            state and makes encoding of any length exact chunk by chunk.
+        rope_theta: rotary base of the attention.
+        rms_norm_eps: epsilon of the RMS norms.
+        latent_scaling_factor: ``encode`` returns the posterior times this factor and ``decode`` divides by it, so a
+            trained tokenizer can hand out latents of unit scale (1.0: the raw posterior).
+        initializer_range: standard deviation of the random initialisation.
+        discriminator_periods: periods of the multi-period discriminator.
+        discriminator_stft_resolutions: ``[n_fft, hop]`` of each multi-resolution STFT discriminator.
+        discriminator_channels: base width of the discriminators.
+    """
+
+    model_type = "ming_speech_tokenizer"
+
+    sampling_rate: int = 16_000
+    hop_length: int = 320
+    n_fft: int = 1280
+    latent_dim: int = 64
+    hidden_size: int = 768
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    attention_window: int = 250
+    rope_theta: float = 10_000.0
+    rms_norm_eps: float = 1e-6
+    latent_scaling_factor: float = 1.0
+    initializer_range: float = 0.02
+    discriminator_periods: list[int] | tuple[int, ...] = (2, 3, 5, 7, 11)
+    discriminator_stft_resolutions: list[list[int]] | tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64))
+    discriminator_channels: int = 32
+
+    def __post_init__(self, **kwargs):
+        self.discriminator_periods = list(self.discriminator_periods)
+        self.discriminator_stft_resolutions = [list(r) for r in self.discriminator_stft_resolutions]
+        if self.n_fft % self.hop_length or self.n_fft // self.hop_length < 3:
+            # Hann² windows overlap-add to a constant only from 3 frames per window on (see istft_head.py).
+            raise ValueError(f"n_fft ({self.n_fft}) must be a multiple (≥ 3) of hop_length ({self.hop_length})")
+        if self.hidden_size % self.num_attention_heads or (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must split into num_attention_heads ({self.num_attention_heads}) "
+                "heads of even size (rotary)"
+            )
+        if self.attention_window < 1:
+            raise ValueError(f"attention_window must be at least 1, got {self.attention_window}")
+        if self.latent_scaling_factor <= 0:
+            raise ValueError(f"latent_scaling_factor must be positive, got {self.latent_scaling_factor}")
+        if any(len(r) != 2 or r[1] > r[0] for r in self.discriminator_stft_resolutions):
+            raise ValueError("discriminator_stft_resolutions must be [n_fft, hop] pairs with hop <= n_fft")
+        super().__post_init__(**kwargs)
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames per second (50.0 for 16 kHz and hop 320)."""
+        return self.sampling_rate / self.hop_length
+
+    @classmethod
+    def flash(cls, **overrides) -> SpeechTokenizerConfig:
+        """Ming-Flash-Omni's tokenizer: 16 kHz, 50 latent frames/s of 64 dims, ISTFT n_fft 1280 / hop 320, causal
+        transformers of 12 blocks × 768 (about 86 M parameters each) with a 5 s attention window."""
+        return cls(**overrides)
+
+    @classmethod
+    def tiny(cls, **overrides) -> SpeechTokenizerConfig:
+        """The same frame layout with 2 + 2 blocks of width 128, for tests, examples and short CPU training."""
+        values = {
+            "hidden_size": 128,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 256,
+            "attention_window": 64,
+            "discriminator_channels": 8,
+        }
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,74 @@
+"""Vocos-style ISTFT head of the decoder, laid out causally (paper §2.2: the tokenizer's decoder to waveform).
+
+Each decoder frame is turned into a complex spectrum (log-magnitude and phase, as Vocos does) and then into
+``n_fft`` samples by an inverse real FFT and a Hann window. Frame ``t``'s window starts at sample ``t · hop``, so
+the samples of slot ``t`` (``[t · hop, (t + 1) · hop)``) are complete as soon as frame ``t`` is known: the
+streaming decoder emits them at once and keeps the ``n_fft − hop`` samples still open as its overlap-add state.
+
+Written by hand rather than with ``torch.istft``: with this layout (``center=False``) the Hann envelope vanishes at
+the first sample, which ``torch.istft`` rejects (its NOLA check), and ``torch.istft`` cannot hand back the finished
+part of a signal while keeping the open tail. We divide by the steady-state sum of squared windows (a constant for
+Hann at ≥ 3 frames per window) instead of the per-sample envelope, so the first ``n_fft − hop`` samples fade in
+rather than being amplified where the envelope vanishes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration import SpeechTokenizerConfig
+
+__all__ = ["ISTFTHead", "overlap_add"]
+
+_MAX_LOG_MAGNITUDE = math.log(100.0)  # Vocos clips magnitudes at 1e2
+
+
+def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """Overlap-add ``(B, T, n)`` frames placed ``hop`` samples apart: ``(B, (T − 1) · hop + n)``."""
+    batch, count, size = frames.shape
+    length = (count - 1) * hop + size
+    return F.fold(frames.transpose(1, 2), (1, length), kernel_size=(1, size), stride=(1, hop)).reshape(batch, length)
+
+
+class ISTFTHead(nn.Module):
+    """``(B, T, hidden)`` decoder states → ``(B, T, n_fft)`` windowed frames (see :meth:`frames`) → waveform."""
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        self.n_fft = config.n_fft
+        self.hop = config.hop_length
+        self.proj = nn.Linear(config.hidden_size, config.n_fft + 2)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+
+    def reset_buffers(self) -> None:
+        """Recompute the window (a non-persistent buffer, left empty when built on ``meta``)."""
+        self.window = torch.hann_window(self.n_fft, device=self.window.device)
+
+    @property
+    def normaliser(self) -> float:
+        """Steady-state sum of squared windows over the frames covering one sample (1.5 for Hann at 4 frames)."""
+        return self.n_fft * 3 / 8 / self.hop  # Σ hann² = 3n/8 for a periodic Hann window of n ≥ 3
+
+    def spectrum(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Complex spectra ``(B, T, n_fft // 2 + 1)`` (fp32): ``exp(log-magnitude)`` clipped at 100, and phase."""
+        log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
+        return torch.polar(log_magnitude.clamp(max=_MAX_LOG_MAGNITUDE).exp(), phase)
+
+    def synthesize(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """Windowed, normalised time-domain frames ``(B, T, n_fft)`` of complex spectra ``(B, T, n_fft // 2 + 1)``;
+        overlap-added ``hop`` apart they give the waveform."""
+        return torch.fft.irfft(spectrum, n=self.n_fft) * (self.window / self.normaliser)
+
+    def frames(self, hidden: torch.Tensor) -> torch.Tensor:
+        """:meth:`synthesize` of :meth:`spectrum`: the frames the decoder states stand for."""
+        return self.synthesize(self.spectrum(hidden))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The waveform ``(B, T · hop)``: slots ``0 … T − 1``; what the last frames add after slot ``T − 1`` is
+        not returned (it is the open tail a streaming decoder would carry)."""
+        frames = self.frames(hidden)
+        return overlap_add(frames, self.hop)[:, : frames.shape[1] * self.hop]

@@ -1,0 +1,65 @@
+"""Discriminator layout and the loss terms' defining properties."""
+
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from ming_speech_tokenizer import (
+    GaussianPosterior,
+    MultiScaleMelLoss,
+    SpeechDiscriminator,
+    SpeechTokenizerConfig,
+    feature_matching_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+)
+
+
+def test_one_output_per_period_and_resolution_with_feature_maps():
+    config = SpeechTokenizerConfig.tiny()
+    discriminator = SpeechDiscriminator(config)
+    outputs = discriminator(torch.randn(2, 3200))
+    assert len(outputs) == 5 + 3
+    assert [d.period for d in discriminator.multi_period.discriminators] == [2, 3, 5, 7, 11]
+    for logits, features in outputs:
+        assert logits.shape[0] == 2
+        assert len(features) == 6
+        assert torch.equal(features[-1].flatten(1), logits)
+    # the period discriminator sees the waveform folded into `period` columns
+    assert outputs[1][1][0].shape[-1] == 3
+
+
+def test_lsgan_losses_vanish_at_their_targets_and_grow_away_from_them():
+    ones, zeros = [(torch.ones(2, 5), [])] * 3, [(torch.zeros(2, 5), [])] * 3
+    assert lsgan_discriminator_loss(ones, zeros) == 0
+    assert lsgan_discriminator_loss(zeros, ones) == 6  # 3 discriminators × (1 + 1)
+    assert lsgan_generator_loss(ones) == 0
+    assert lsgan_generator_loss(zeros) == 3
+
+
+def test_feature_matching_is_l1_and_does_not_push_the_real_branch():
+    real_map = torch.zeros(2, 4, requires_grad=True)
+    fake_map = torch.ones(2, 4, requires_grad=True)
+    loss = feature_matching_loss([(None, [real_map, real_map])], [(None, [fake_map, 3 * fake_map])])
+    assert loss.item() == 1 + 3
+    loss.backward()
+    assert real_map.grad is None
+    assert fake_map.grad is not None
+    assert feature_matching_loss([(None, [real_map])], [(None, [real_map.detach().clone()])]) == 0
+
+
+def test_multiscale_mel_loss_is_zero_for_identical_audio_and_grows_with_distortion():
+    loss = MultiScaleMelLoss(16_000)
+    wave = torch.randn(2, 8000) * 0.1
+    assert loss(wave, wave) == 0
+    small, large = loss(wave + 0.003 * torch.randn_like(wave), wave), loss(wave + 0.03 * torch.randn_like(wave), wave)
+    assert 0 < small < large
+    torch.testing.assert_close(
+        loss(0.5 * wave, wave), torch.tensor(abs(torch.tensor(0.5).log10().item())), atol=2e-3, rtol=0
+    )
+
+
+def test_kl_matches_torch_distributions():
+    mean, logvar = torch.randn(2, 7, 64), torch.randn(2, 7, 64)
+    expected = kl_divergence(Normal(mean, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
+    torch.testing.assert_close(GaussianPosterior(mean, logvar).kl(), expected)
+    assert GaussianPosterior(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)).kl() == 0
