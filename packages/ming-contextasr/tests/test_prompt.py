@@ -73,18 +73,36 @@ def test_truncation_follows_the_rule_and_is_reported():
         ({"hotwords": ["ok", 3]}, "hotwords", "hotwords[1] must be a string"),
         ({"hotwords": "Zorbak"}, "hotwords", "not one string"),
         ({"hotwords": ["a;b"]}, "hotwords", "separator"),
+        ({"hotwords": 5}, "hotwords", "must be a list of strings, got int 5"),
         ({"audio": np.zeros(0)}, "audio", "audio is empty"),
-        ({"audio": np.zeros((2, 100))}, "audio", "mono"),
-        ({"audio": [0.0, float("nan")]}, "audio", "NaN"),
-        ({"sample_rate": 22050}, None, "22050 Hz"),
+        ({"audio": np.zeros((2, 1000))}, "audio", "mono"),
+        ({"audio": [0.0, float("nan")] * 300}, "audio", "NaN"),
+        ({"audio": np.zeros(399, dtype=np.float32)}, "audio", "399 samples at 16000 Hz, fewer than"),
+        ({"audio": np.zeros(1600, dtype=np.int16)}, "audio", "float samples in [-1, 1], got int16"),
+        ({"audio": torch.zeros(1600, dtype=torch.int32)}, "audio", "got torch.int32"),
+        ({"audio": ["a"] * 1600}, "audio", "array of numbers"),
+        ({"audio": [[0.0], [0.0, 1.0]]}, "audio", "array of numbers"),
+        ({"sample_rate": 22050}, "sample_rate", "22050 Hz"),
+        ({"sample_rate": 32000, "allow_resample": True, "audio": np.zeros(790)}, "audio", "395 samples"),
         ({"language": "en\tx"}, "language", "pattern"),
+        ({"language": "English\n"}, "language", "pattern"),
     ],
 )
 def test_bad_input_names_the_field(kwargs, field, message):
     with pytest.raises(ValidationError, match=re.escape(message)) as info:
         ContextASRRequest(**{"audio": AUDIO, **kwargs})
-    if field is not None:
-        assert info.value.errors()[0]["loc"][0] == field
+    assert [error["loc"] for error in info.value.errors()] == [(field,)]
+
+
+def test_tensors_of_any_float_dtype_and_with_gradients_are_accepted():
+    source = torch.linspace(-1, 1, 1600, requires_grad=True)
+    for audio in (source, source.detach().to(torch.bfloat16)[None], source.detach().double()):
+        request = ContextASRRequest(audio=audio)
+        assert request.audio.dtype == torch.float32
+        assert request.audio.device.type == "cpu"
+        assert not request.audio.requires_grad
+        torch.testing.assert_close(request.audio, source.detach(), atol=1e-2, rtol=0)
+    assert ContextASRRequest(audio=AUDIO, hotwords=None).hotwords == ()
 
 
 def test_resampling_when_allowed():
@@ -103,5 +121,8 @@ def test_answer_round_trip_and_errors():
         parse_transcription("no language here")
     loose = parse_transcription(" no language here ", strict=False)
     assert (loose.language, loose.text) == (None, "no language here")
-    with pytest.raises(ValueError, match="language"):
-        format_transcription("English\t", "x")
+    for language in ("English\t", "English\n"):
+        with pytest.raises(ValueError, match="language"):
+            format_transcription(language, "x")
+    with pytest.raises(ValueError, match="not of the form"):
+        parse_transcription("English\n\tx")

@@ -5,12 +5,13 @@
   placeholder tokens a clip needs.
 - :class:`ContextASRRequest`, :func:`render_prompt`, :func:`parse_transcription`: the context / hotword prompt and
   the ``{language}\\t{transcript}`` answer format.
-- :class:`HotwordBiasingProcessor`: Aho–Corasick hotword biasing for any transformers ``generate()``.
+- :class:`HotwordBiasingProcessor`, :class:`HotwordTrie`, :func:`hotword_token_ids`: Aho–Corasick hotword biasing
+  for any transformers ``generate()``.
 - :func:`build_context_samples`: training samples with true entities mixed with distractors.
 - :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
 """
 
-from .biasing import HotwordBiasingProcessor, HotwordTrie
+from .biasing import HotwordBiasingProcessor, HotwordTrie, hotword_token_ids
 from .configuration import ContextASRAudioConfig
 from .data import ContextSample, ContextSampleOptions, TaggedUtterance, build_context_samples
 from .metrics import (
@@ -57,6 +58,7 @@ __all__ = [
     "UtteranceScore",
     "build_context_samples",
     "format_transcription",
+    "hotword_token_ids",
     "match_entities",
     "match_entities_fuzzy",
     "normalize_text",

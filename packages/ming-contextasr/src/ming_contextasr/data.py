@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .prompt import SAMPLE_RATE, ContextASRRequest, Language, format_transcription
+from .prompt import SAMPLE_RATE, ContextASRRequest, _Language, format_transcription
 
 __all__ = ["ContextSample", "ContextSampleOptions", "TaggedUtterance", "build_context_samples"]
 
@@ -31,7 +31,7 @@ class TaggedUtterance(BaseModel):
     sample_rate: int = Field(SAMPLE_RATE, gt=0, description="Sample rate of `audio`, Hz.")
     transcript: str = Field(min_length=1, description="What is said.")
     entities: tuple[str, ...] = Field((), description="Named entities, each occurring verbatim in the transcript.")
-    language: Language = Field(description="Language name used in the target, e.g. 'English'.")
+    language: _Language = Field(description="Language name used in the target, e.g. 'English'.")
 
     @model_validator(mode="after")
     def _entities_in_transcript(self) -> TaggedUtterance:
@@ -48,7 +48,10 @@ class ContextSampleOptions(BaseModel):
 
     seed: int = Field(0, ge=0, description="Random seed; sample i depends only on (seed, i).")
     distractor_ratio: float = Field(
-        1.0, ge=0.0, description="Distractors per true entity in the hotword list (rounded; per entity listed)."
+        1.0,
+        ge=0.0,
+        description="Distractors per true entity listed (at least one), on average: the product is rounded "
+        "stochastically, e.g. 0.5 × 1 entity gives 0 or 1 distractor with equal chance.",
     )
     entity_keep_probability: float = Field(
         1.0, ge=0.0, le=1.0, description="Chance each true entity is put in the hotword list (lowers keyword density)."
@@ -118,12 +121,15 @@ def build_context_samples(
 ) -> list[ContextSample]:
     """Make one context sample per utterance.
 
-    Each entity is listed with probability ``entity_keep_probability`` (none in a negative sample), then
-    ``round(distractor_ratio × max(1, number of entities))`` distractors are drawn without replacement from the pool
-    terms that do not occur in the transcript (case-insensitive); fewer if the pool runs out. The list is shuffled.
+    Each entity is listed with probability ``entity_keep_probability`` (none in a negative sample). With ``x =
+    distractor_ratio × max(1, number of listed entities)`` — so a sample that lists no true entity still gets
+    distractors — ``floor(x)`` distractors, plus one more with probability ``x − floor(x)`` (so ``x`` on average),
+    are drawn without replacement from the pool terms that do not occur in the transcript (case-insensitive). The
+    list is shuffled.
 
     Raises:
-        ValueError: a distractor is needed but ``distractor_pool`` is empty.
+        ValueError: fewer pool terms than the distractors needed are absent from an utterance's transcript (naming
+            the utterance).
     """
     options = options or ContextSampleOptions()
     pool = list(dict.fromkeys(distractor_pool))
@@ -133,11 +139,15 @@ def build_context_samples(
         negative = rng.random() < options.negative_probability
         entities = list(dict.fromkeys(utterance.entities))
         kept = [] if negative else [e for e in entities if rng.random() < options.entity_keep_probability]
-        wanted = round(options.distractor_ratio * max(1, len(entities)))
+        expected = options.distractor_ratio * max(1, len(kept))
+        wanted = int(expected) + int(rng.random() < expected - int(expected))
         spoken = utterance.transcript.lower()
         candidates = [term for term in pool if term.lower() not in spoken]
-        if wanted and not pool:
-            raise ValueError("distractor_pool is empty but distractor_ratio asks for distractors")
+        if wanted > len(candidates):
+            raise ValueError(
+                f"utterances[{index}] needs {wanted} distractors (distractor_ratio = {options.distractor_ratio}) but "
+                f"only {len(candidates)} of the {len(pool)} distractor_pool terms are not said in its transcript"
+            )
         picks = rng.permutation(len(candidates))[:wanted]
         distractors = [candidates[i] for i in picks]
         hotwords = kept + distractors

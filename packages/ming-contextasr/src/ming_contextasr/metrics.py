@@ -16,7 +16,8 @@ numerator (so 0.0 when there is nothing to score and nothing wrong; an empty ref
 gives the number of inserted tokens, as NeMo-Skills' port does); an utterance with no reference entity occurrences
 (no entities, or all found only inside longer words) adds nothing to the NE sums; an entity absent from the
 reference (the scorer skips the whole utterance) is left out of the NE figures and listed in
-:attr:`UtteranceScore.ignored_entities`; a repeated entity in the list counts once.
+:attr:`UtteranceScore.ignored_entities`; a repeated entity in the list counts once; text containing "İ", on which
+the scorer's contraction step crashes, is lower-cased before it (see :func:`normalize_text`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ longest clip, conv outputs past a clip's end are zeroed (so the next conv sees t
 alone), the position table is sliced to the length used, and attention gets a key mask. Audio longer than one
 window (``2 × max_source_positions`` mel frames) is cut into windows, each encoded as its own row; the encoder
 outputs of a clip are joined before the projector.
+
+The log-mel front end always runs in float32 (``torch.stft`` has no bfloat16 kernels, and a bfloat16 filter bank
+would change the features); its window and filter bank are derived from the config, kept out of the state dict, and
+the features are cast to the encoder's dtype.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchaudio.transforms import MelSpectrogram
 from transformers import PreTrainedModel
-from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
 from .configuration import ContextASRAudioConfig
@@ -41,9 +45,20 @@ def num_audio_tokens(num_samples: int, config: ContextASRAudioConfig | None = No
     config = config or ContextASRAudioConfig()
     if num_samples < config.n_fft:
         raise ValueError(f"num_samples = {num_samples} is shorter than one STFT window ({config.n_fft} samples)")
-    encoder_frames = (num_samples // config.hop_length - 1) // 2 + 1
-    padding = config.projector_kernel_size // 2
-    return (encoder_frames + 2 * padding - config.projector_kernel_size) // config.projector_stride + 1
+    return _projector_tokens(_encoder_frames(num_samples // config.hop_length), config)
+
+
+def _encoder_frames(mel_frames: int | torch.Tensor) -> int | torch.Tensor:
+    """Encoder frames after Whisper's stride-2 conv (kernel 3, padding 1); ints or tensors."""
+    return (mel_frames - 1) // 2 + 1
+
+
+def _projector_tokens(encoder_frames: int | torch.Tensor, config: ContextASRAudioConfig) -> int | torch.Tensor:
+    """Embeddings after the projector's conv (``padding = kernel // 2``); ints or tensors. Windows join before the
+    projector and hold an even number of mel frames, so a clip's encoder frames sum to ``_encoder_frames`` of its
+    whole length."""
+    kernel, stride = config.projector_kernel_size, config.projector_stride
+    return (encoder_frames + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 @dataclass
@@ -66,7 +81,8 @@ class AudioEncoderOutput(ModelOutput):
 class ContextASRAudioModel(PreTrainedModel):
     """Whisper-style audio encoder + projector into the LLM (``save_pretrained`` / ``from_pretrained(local_dir)``).
 
-    Call it with a list of mono 16 kHz waveforms (1-D tensors of any lengths, at least ``n_fft`` samples each).
+    Call it with a list of mono waveforms at ``config.sample_rate`` (1-D float tensors of any lengths, at least
+    ``n_fft`` samples each); works in float32 or bfloat16 (``model.to(torch.bfloat16)``).
     """
 
     config_class = ContextASRAudioConfig
@@ -79,17 +95,6 @@ class ContextASRAudioModel(PreTrainedModel):
         super().__init__(config)
         whisper = config.whisper_config()
         whisper._attn_implementation = config._attn_implementation or "sdpa"
-        # Built on the CPU even under a `meta` device context: the filter bank is computed, not learned.
-        with torch.device("cpu"):
-            self.mel = MelSpectrogram(
-                sample_rate=config.sample_rate,
-                n_fft=config.n_fft,
-                hop_length=config.hop_length,
-                n_mels=config.num_mel_bins,
-                power=2.0,
-                norm="slaney",
-                mel_scale="slaney",
-            )
         self.encoder = WhisperEncoder(whisper)
         self.projector_conv = nn.Conv1d(
             config.d_model,
@@ -99,25 +104,41 @@ class ContextASRAudioModel(PreTrainedModel):
             padding=config.projector_kernel_size // 2,
         )
         self.projector_linear = nn.Linear(config.llm_hidden_size, config.llm_hidden_size)
+        # One float32 front end per device, held in a plain dict so that it is neither a submodule (model.to(dtype)
+        # would cast it) nor part of the state dict (it is computed from the config, not learned).
+        self._mel_by_device: dict[torch.device, MelSpectrogram] = {}
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, WhisperEncoder):
-            with torch.no_grad():
-                module.embed_positions.weight.copy_(sinusoids(*module.embed_positions.weight.shape))
+    def _mel(self, device: torch.device) -> MelSpectrogram:
+        mel = self._mel_by_device.get(device)
+        if mel is None:
+            c = self.config
+            mel = MelSpectrogram(
+                sample_rate=c.sample_rate,
+                n_fft=c.n_fft,
+                hop_length=c.hop_length,
+                n_mels=c.num_mel_bins,
+                power=2.0,
+                norm="slaney",
+                mel_scale="slaney",
+            ).to(device)
+            self._mel_by_device[device] = mel
+        return mel
 
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Whisper's log-mel features of one clip, ``(num_mel_bins, samples // hop_length)``.
+        """Whisper's log-mel features of one clip, ``(num_mel_bins, samples // hop_length)``, float32.
 
-        Power mel spectrogram (Slaney filters, centred Hann STFT), last frame dropped, ``log10`` clamped at 1e-10,
-        floored at the clip's maximum − 8, then ``(x + 4) / 4`` — as transformers' ``WhisperFeatureExtractor``,
-        but over the clip's own length instead of a 30 s pad.
+        Power mel spectrogram (Slaney filters, centred Hann STFT) of the whole clip, last frame dropped, ``log10``
+        clamped at 1e-10, then per window of ``2 × max_source_positions`` frames floored at the window's maximum − 8
+        and mapped by ``(x + 4) / 4``. As Whisper floors each 30 s input on its own, a window's features do not
+        depend on how loud other windows are (only the STFT frames at a window's edge see ``n_fft / 2`` samples
+        across it). For a clip of one window this equals transformers' ``WhisperFeatureExtractor`` without its 30 s
+        padding.
         """
-        spectrum = self.mel(waveform.to(self.mel.spectrogram.window.dtype))[:, :-1]
+        spectrum = self._mel(waveform.device)(waveform.float())[:, :-1]
         log_spec = spectrum.clamp(min=1e-10).log10()
-        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-        return (log_spec + 4.0) / 4.0
+        windows = log_spec.split(2 * self.config.max_source_positions, dim=-1)
+        return torch.cat([(torch.maximum(w, w.max() - 8.0) + 4.0) / 4.0 for w in windows], dim=-1)
 
     def _encode_windows(self, windows: list[torch.Tensor]) -> list[torch.Tensor]:
         """Encode mel windows ``(mels, frames)`` as one batch padded to the longest; one ``(frames', d_model)``
@@ -129,7 +150,7 @@ class ContextASRAudioModel(PreTrainedModel):
         hidden = F.gelu(encoder.conv1(features.to(encoder.conv1.weight.dtype)))
         hidden = hidden * (frames < lengths[:, None]).unsqueeze(1).to(hidden.dtype)
         hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)
-        out_lengths = (lengths - 1) // 2 + 1
+        out_lengths = _encoder_frames(lengths)
         valid = torch.arange(hidden.shape[1], device=hidden.device) < out_lengths[:, None]
         hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
         hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
@@ -144,8 +165,11 @@ class ContextASRAudioModel(PreTrainedModel):
         """Embed a batch of mono waveforms of any lengths.
 
         Raises:
-            ValueError: a clip is not 1-D or is shorter than ``n_fft`` samples (naming the clip).
+            ValueError: the batch is empty, or a clip is not 1-D, not floating-point or shorter than ``n_fft``
+                samples (naming the clip).
         """
+        if len(audio) == 0:
+            raise ValueError("audio is an empty batch: pass at least one clip")
         window = 2 * self.config.max_source_positions
         windows: list[torch.Tensor] = []
         owners: list[int] = []
@@ -154,6 +178,8 @@ class ContextASRAudioModel(PreTrainedModel):
                 raise ValueError(
                     f"audio[{i}] must be 1-D with at least {self.config.n_fft} samples, got {tuple(waveform.shape)}"
                 )
+            if not waveform.is_floating_point():
+                raise ValueError(f"audio[{i}] must hold float samples in [-1, 1], got {waveform.dtype}")
             features = self.log_mel(waveform.to(self.device))
             for start in range(0, features.shape[-1], window):
                 windows.append(features[:, start : start + window])
@@ -162,13 +188,8 @@ class ContextASRAudioModel(PreTrainedModel):
         clips = [torch.cat([e for e, o in zip(encoded, owners, strict=True) if o == i]) for i in range(len(audio))]
         lengths = torch.tensor([c.shape[0] for c in clips], device=self.device)
         hidden = nn.utils.rnn.pad_sequence(clips, batch_first=True)
-        frames = torch.arange(hidden.shape[1], device=hidden.device)
-        hidden = hidden * (frames < lengths[:, None]).unsqueeze(-1).to(hidden.dtype)
         projected = self.projector_conv(hidden.transpose(1, 2)).transpose(1, 2)
         embeddings = F.normalize(self.projector_linear(F.gelu(projected)), dim=-1)
-        c = self.config
-        token_lengths = (
-            lengths + 2 * (c.projector_kernel_size // 2) - c.projector_kernel_size
-        ) // c.projector_stride + 1
+        token_lengths = _projector_tokens(lengths, self.config)
         valid = torch.arange(embeddings.shape[1], device=embeddings.device) < token_lengths[:, None]
         return AudioEncoderOutput(embeddings=embeddings * valid.unsqueeze(-1), lengths=token_lengths)

@@ -27,7 +27,9 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 import torchaudio
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+
+from .configuration import ContextASRAudioConfig
 
 __all__ = [
     "SAMPLE_RATE",
@@ -46,9 +48,11 @@ __all__ = [
 SAMPLE_RATE = 16_000
 """Sample rate of the audio front end, Hz."""
 
+_MIN_SAMPLES = ContextASRAudioConfig.n_fft  # the audio encoder needs one STFT window
 _HOTWORD_SEPARATOR = "; "
-_LANGUAGE_PATTERN = r"^[A-Za-z][A-Za-z \-]*[A-Za-z]$"
-Language = Annotated[str, StringConstraints(pattern=_LANGUAGE_PATTERN)]
+_LANGUAGE_RE = re.compile(r"[A-Za-z][A-Za-z \-]*[A-Za-z]")
+# pydantic searches for the pattern, so it is anchored; "$" is the end of the string in pydantic's regex engine.
+_Language = Annotated[str, StringConstraints(pattern=f"^{_LANGUAGE_RE.pattern}$")]
 _INSTRUCTION = 'Transcribe the speech{hint}. Answer as "<language><TAB><transcript>".'
 _INSTRUCTION_RE = re.compile(
     r'^Transcribe the speech(?: \(language: (?P<language>[^)]+)\))?\. Answer as "<language><TAB><transcript>"\.$'
@@ -57,6 +61,12 @@ _INSTRUCTION_RE = re.compile(
 
 class ContextTruncatedWarning(UserWarning):
     """Context (topic, preceding text or hotwords) was cut to fit :class:`PromptOptions`."""
+
+
+def _not_float(dtype: Any) -> ValueError:
+    return ValueError(
+        f"audio must hold float samples in [-1, 1], got {dtype}; scale integer PCM first (int16: x / 32768)"
+    )
 
 
 def _collapse(text: str | None) -> str | None:
@@ -69,28 +79,52 @@ def _collapse(text: str | None) -> str | None:
 class ContextASRRequest(BaseModel):
     """One context-aware transcription request.
 
-    ``audio`` is mono (``(samples,)``, or ``(1, samples)``) float audio, any array-like; after validation it is a
-    float32 tensor at :data:`SAMPLE_RATE`. Other rates are an error unless ``allow_resample`` is set, in which case
-    torchaudio resamples it.
+    ``audio`` is mono (``(samples,)``, or ``(1, samples)``) floating-point audio in [-1, 1]: a numpy array, a torch
+    tensor (any device or float dtype; it is detached and moved to the CPU) or a list of floats. Integer PCM is
+    rejected rather than guessed at: scale it first (int16: ``x / 32768``). After validation ``audio`` is a float32
+    CPU tensor at :data:`SAMPLE_RATE` of at least 400 samples (one STFT window of the audio encoder). Other rates are
+    an error unless ``allow_resample`` is set, in which case torchaudio resamples the audio and ``sample_rate``
+    becomes :data:`SAMPLE_RATE`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    audio: Any = Field(description="Mono waveform, (samples,) or (1, samples).")
-    sample_rate: int = Field(SAMPLE_RATE, gt=0, description="Sample rate of `audio`, Hz.")
+    # Validated in this order: audio's validator reads the two fields before it.
     allow_resample: bool = Field(False, description="Resample audio at another rate to 16 kHz instead of failing.")
+    sample_rate: int = Field(SAMPLE_RATE, gt=0, description="Sample rate of `audio`, Hz.")
+    audio: Any = Field(description="Mono float waveform in [-1, 1], (samples,) or (1, samples).")
     topic: str | None = Field(None, description="What the recording is about (one sentence).")
     preceding_text: str | None = Field(None, description="Text said or written right before the audio.")
     hotwords: tuple[str, ...] = Field((), description="Terms likely to occur (names, jargon), most important first.")
-    language: Language | None = Field(None, description="Language hint, e.g. 'English' or 'Chinese'.")
+    language: _Language | None = Field(None, description="Language hint, e.g. 'English' or 'Chinese'.")
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _check_sample_rate(cls, sample_rate: int, info: ValidationInfo) -> int:
+        if sample_rate != SAMPLE_RATE and not info.data.get("allow_resample", False):
+            raise ValueError(
+                f"sample_rate is {sample_rate} Hz but the audio front end needs {SAMPLE_RATE} Hz; "
+                "resample the audio or set allow_resample=True"
+            )
+        return sample_rate
 
     @field_validator("audio", mode="before")
     @classmethod
-    def _check_audio(cls, audio: Any) -> torch.Tensor:
-        try:
-            tensor = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"audio must be an array of numbers ({error})") from None
+    def _check_audio(cls, audio: Any, info: ValidationInfo) -> torch.Tensor:
+        if isinstance(audio, torch.Tensor):
+            if not audio.is_floating_point():
+                raise _not_float(audio.dtype)
+            tensor = audio.detach().to("cpu", torch.float32)
+        else:
+            try:
+                array = np.asarray(audio)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"audio must be an array of numbers ({error})") from None
+            if array.dtype.kind in "iub":
+                raise _not_float(array.dtype)
+            if array.dtype.kind != "f":
+                raise ValueError(f"audio must be an array of numbers, got dtype {array.dtype}")
+            tensor = torch.from_numpy(array.astype(np.float32))
         if tensor.ndim == 2 and tensor.shape[0] == 1:
             tensor = tensor[0]
         if tensor.ndim != 1:
@@ -99,15 +133,29 @@ class ContextASRRequest(BaseModel):
             raise ValueError("audio is empty")
         if not torch.isfinite(tensor).all():
             raise ValueError("audio contains NaN or infinite samples")
+        sample_rate = info.data.get("sample_rate")
+        if sample_rate is None:  # sample_rate failed validation, which reports it
+            return tensor
+        if sample_rate != SAMPLE_RATE:
+            tensor = torchaudio.functional.resample(tensor, sample_rate, SAMPLE_RATE)
+        if tensor.numel() < _MIN_SAMPLES:
+            raise ValueError(
+                f"audio has {tensor.numel()} samples at {SAMPLE_RATE} Hz, fewer than the audio encoder's minimum of "
+                f"{_MIN_SAMPLES} (one STFT window)"
+            )
         return tensor
 
     @field_validator("hotwords", mode="before")
     @classmethod
     def _check_hotwords(cls, hotwords: Any) -> tuple[str, ...]:
+        if hotwords is None:
+            return ()
         if isinstance(hotwords, str):
             raise ValueError("hotwords must be a list of strings, not one string")
+        if not isinstance(hotwords, (list, tuple)):
+            raise ValueError(f"hotwords must be a list of strings, got {type(hotwords).__name__} {hotwords!r}")
         checked = []
-        for i, word in enumerate(hotwords or ()):
+        for i, word in enumerate(hotwords):
             if not isinstance(word, str):
                 raise ValueError(f"hotwords[{i}] must be a string, got {type(word).__name__} {word!r}")
             word = " ".join(word.split())
@@ -124,15 +172,8 @@ class ContextASRRequest(BaseModel):
         return _collapse(text)
 
     @model_validator(mode="after")
-    def _resample(self) -> ContextASRRequest:
-        if self.sample_rate != SAMPLE_RATE:
-            if not self.allow_resample:
-                raise ValueError(
-                    f"sample_rate is {self.sample_rate} Hz but the audio front end needs {SAMPLE_RATE} Hz; "
-                    "resample the audio or set allow_resample=True"
-                )
-            self.audio = torchaudio.functional.resample(self.audio, self.sample_rate, SAMPLE_RATE)
-            self.sample_rate = SAMPLE_RATE
+    def _record_resampling(self) -> ContextASRRequest:
+        self.sample_rate = SAMPLE_RATE  # audio's validator resampled it, if needed
         return self
 
 
@@ -259,7 +300,7 @@ class Transcription:
 
 def format_transcription(language: str, transcript: str) -> str:
     """The training target ``{language}\\t{transcript}``."""
-    if not re.match(_LANGUAGE_PATTERN, language):
+    if not _LANGUAGE_RE.fullmatch(language):
         raise ValueError(f"language {language!r} must be a name like 'English' (letters, spaces, hyphens)")
     return f"{language}\t{transcript}"
 
@@ -272,7 +313,7 @@ def parse_transcription(output: str, *, strict: bool = True) -> Transcription:
     """
     stripped = output.strip()
     language, sep, transcript = stripped.partition("\t")
-    if sep and re.match(_LANGUAGE_PATTERN, language):
+    if sep and _LANGUAGE_RE.fullmatch(language):
         return Transcription(language, transcript.strip())
     if strict:
         raise ValueError(f"answer {output[:80]!r} is not of the form '<language>\\t<transcript>'")
