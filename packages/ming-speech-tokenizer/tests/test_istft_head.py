@@ -1,6 +1,10 @@
-"""The hand-written causal ISTFT equals torch.istft where torch.istft is defined, and overlap-adds to unity."""
+"""The hand-written causal ISTFT equals torch.istft where torch.istft is defined, overlap-adds to unity, and
+reconstructs a signal from the spectra of the input frames the encoder sees."""
+
+import math
 
 import torch
+import torch.nn.functional as F
 
 from ming_speech_tokenizer import ISTFTHead, SpeechTokenizerConfig, overlap_add
 
@@ -30,3 +34,29 @@ def test_synthesis_equals_torch_istft_away_from_the_edges():
     ours = overlap_add(head.synthesize(spectrum.transpose(1, 2)), 320)
     # torch.istft (center=True) drops the first n_fft / 2 samples; compare where 4 frames overlap on both sides
     torch.testing.assert_close(ours[:, 640 + 960 : 640 + 27 * 320], reference[:, 960 : 27 * 320], rtol=1e-4, atol=1e-5)
+
+
+def _oracle_spectra(head: ISTFTHead, x: torch.Tensor) -> torch.Tensor:
+    """rfft of the Hann-windowed n_fft samples that encoder frame t sees, [320 (t − 3), 320 (t + 1))."""
+    frames = F.pad(x, (head.n_fft - head.hop, 0)).unfold(-1, head.n_fft, head.hop)
+    return torch.fft.rfft(frames * head.window)
+
+
+def test_oracle_spectra_of_the_frames_the_encoder_sees_reconstruct_the_input(speech):
+    head = ISTFTHead(SpeechTokenizerConfig.tiny())
+    x = speech[1][None, : 40 * 320]
+    reconstruction = head.place(head.synthesize(_oracle_spectra(head, x)))
+    assert reconstruction.shape == x.shape
+    # exact from sample 0 (no fade-in) up to the last 3 slots, which later frames would finish
+    torch.testing.assert_close(reconstruction[:, : 37 * 320], x[:, : 37 * 320], rtol=1e-4, atol=1e-6)
+    assert (reconstruction[:, 37 * 320 :] - x[:, 37 * 320 :]).abs().max() > 1e-3
+
+
+def test_the_magnitude_clip_keeps_the_oracle_spectrum_of_a_full_scale_signal():
+    head = ISTFTHead(SpeechTokenizerConfig.tiny())
+    seconds = torch.arange(40 * 320) / 16_000
+    x = torch.sin(2 * math.pi * 1000 * seconds)[None]  # full scale: its peak bin is n_fft / 4 = 320 > 100
+    spectra = _oracle_spectra(head, x)
+    assert spectra.abs().max() > 300
+    reconstruction = head.place(head.synthesize(head.polar(spectra.abs().log(), spectra.angle())))
+    torch.testing.assert_close(reconstruction[:, : 37 * 320], x[:, : 37 * 320], rtol=1e-4, atol=1e-5)

@@ -1,12 +1,19 @@
 """encode / decode contracts: lengths, causality, resampling, channels, scaling, save → load, bad inputs."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import torchaudio
 from safetensors.torch import load_file, save_file
 
-from ming_speech_tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel
+from ming_speech_tokenizer import (
+    GaussianPosterior,
+    SpeechTokenizerConfig,
+    SpeechTokenizerModel,
+    estimate_latent_scaling_factor,
+)
 
 
 @pytest.mark.parametrize("samples", [320, 3200, 3201, 3519, 16_000])
@@ -34,13 +41,30 @@ def test_encoder_is_causal_appending_audio_keeps_earlier_latents(tiny_model, spe
     assert not torch.allclose(changed[:, 40:], full[:, 40:], atol=1e-3)  # what comes later does change
 
 
-def test_decoder_is_causal(tiny_model):
+def test_decoder_is_causal_with_three_frames_of_latency(tiny_model):
     latents = torch.randn(1, 30, 64)
     other = latents.clone()
     other[:, 20:] = torch.randn(1, 10, 64)
     first, second = tiny_model.decode(latents), tiny_model.decode(other)
-    torch.testing.assert_close(first[:, : 20 * 320], second[:, : 20 * 320], rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(first[:, 20 * 320 :], second[:, 20 * 320 :], atol=1e-4)
+    # frame 20 writes slots 17 … 20 (what encoder frame 20 saw): sample n depends on latents ≤ n // 320 + 3
+    assert tiny_model.config.latency_frames == 3
+    torch.testing.assert_close(first[:, : 17 * 320], second[:, : 17 * 320], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(first[:, 17 * 320 : 18 * 320], second[:, 17 * 320 : 18 * 320], atol=1e-4)
+
+
+def test_output_sample_s_depends_only_on_input_samples_before_s_plus_n_fft(tiny_model, speech):
+    wave = speech[0][: 40 * 320]
+    base = tiny_model.decode(tiny_model.encode(wave, 16_000))[0]
+    for poked_sample in (5 * 320 + 17, 20 * 320, 33 * 320 + 319):
+        poked = wave.clone()
+        poked[poked_sample] += 0.5
+        changed = (tiny_model.decode(tiny_model.encode(poked, 16_000))[0] - base).abs() > 1e-7
+        first_changed = int(changed.nonzero()[0])
+        # encoder frames k … k + 3 see slot k = poked_sample // 320 and decoder frame k writes from slot k − 3 on:
+        # measured, the horizon is n_fft = 1280 samples (20 ms frame + 60 ms latency)
+        assert first_changed + 1280 > poked_sample
+        slot = poked_sample // 320
+        assert 320 * (slot - 3) <= first_changed < 320 * (slot - 2)  # the bound is reached (to the slot)
 
 
 def test_batch_rows_are_encoded_independently(tiny_model):
@@ -63,8 +87,24 @@ def test_other_sample_rates_are_resampled_with_torchaudio(tiny_model):
 def test_stereo_is_averaged_and_numpy_is_accepted(tiny_model):
     stereo = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype(np.float32)
     expected = tiny_model.encode(torch.from_numpy(stereo.mean(0)), 16_000)
-    torch.testing.assert_close(tiny_model.encode(stereo, 16_000), expected, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(tiny_model.encode(stereo[None], 16_000), expected, rtol=1e-6, atol=1e-6)
+    reversed_view = stereo[:, ::-1]  # negative strides
+    torch.testing.assert_close(
+        tiny_model.encode(reversed_view[None], 16_000),
+        tiny_model.encode(torch.from_numpy(reversed_view.mean(0).copy()), 16_000),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_a_batch_of_mono_clips_is_not_averaged_and_round_trips(tiny_model):
+    clips = torch.randn(3, 4000) * 0.1
+    latents = tiny_model.encode(clips, 16_000)
+    assert latents.shape == (3, 13, 64)
+    torch.testing.assert_close(latents[2:], tiny_model.encode(clips[2], 16_000), rtol=1e-5, atol=1e-5)
+    assert tiny_model.encode(tiny_model.decode(latents), 16_000).shape == latents.shape
+    with pytest.raises(ValueError, match="channels ≤ 2"):
+        tiny_model.encode(torch.zeros(1, 3, 4000), 16_000)
 
 
 def test_sampling_draws_around_the_mean_and_follows_the_generator(tiny_model):
@@ -74,9 +114,13 @@ def test_sampling_draws_around_the_mean_and_follows_the_generator(tiny_model):
     again = tiny_model.encode(wave, 16_000, sample=True, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(first, again, rtol=0, atol=0)
     assert not torch.allclose(first, mean)
-    posterior, _ = tiny_model.encoder(wave[None])
-    std = (0.5 * posterior.logvar).exp()
-    assert ((first - mean).abs() < 6 * std).all()
+
+
+def test_a_posterior_draw_has_the_posterior_standard_deviation():
+    posterior = GaussianPosterior(torch.full((4, 500, 64), 3.0), torch.full((4, 500, 64), math.log(4.0)))
+    draw = posterior.sample(torch.Generator().manual_seed(0))
+    assert draw.mean().item() == pytest.approx(3.0, abs=0.01)
+    assert draw.std().item() == pytest.approx(2.0, rel=0.01)  # exp(log 4 / 2)
 
 
 def test_latent_scaling_factor_scales_encode_and_is_undone_by_decode(tiny_model, tmp_path):
@@ -121,8 +165,8 @@ def test_save_then_load_is_bit_identical(tiny_model, tmp_path):
         (torch.zeros(1, 1, 1, 800), 16_000, ValueError, "wave must be"),
         ([0.0] * 800, 16_000, TypeError, "wave must be a torch.Tensor or numpy array"),
         (torch.zeros(800), 0, ValueError, "sample_rate"),
-        (torch.zeros(800), 16_000.0, ValueError, "sample_rate"),
-        (torch.zeros(800), True, ValueError, "sample_rate"),
+        (torch.zeros(800), 16_000.0, TypeError, "sample_rate"),
+        (torch.zeros(800), True, TypeError, "sample_rate"),
     ],
 )
 def test_bad_waves_get_errors_naming_the_argument(tiny_model, wave, sample_rate, error, message):
@@ -142,13 +186,18 @@ def test_bad_waves_get_errors_naming_the_argument(tiny_model, wave, sample_rate,
 def test_bad_latents_get_errors_naming_the_argument(tiny_model, latents, message):
     with pytest.raises(ValueError, match=message):
         tiny_model.decode(latents)
+
+
+def test_integer_latents_are_refused(tiny_model):
     with pytest.raises(TypeError, match="latents must hold floating-point"):
         tiny_model.decode(torch.zeros(1, 4, 64, dtype=torch.long))
 
 
-def test_chunk_frames_must_be_positive(tiny_model):
+def test_chunk_frames_must_be_positive_integers(tiny_model):
     with pytest.raises(ValueError, match="chunk_frames"):
         tiny_model.encode(torch.zeros(800), 16_000, chunk_frames=0)
+    with pytest.raises(TypeError, match="chunk_frames"):
+        tiny_model.decode(torch.zeros(1, 4, 64), chunk_frames=2.0)
 
 
 def test_forward_rejects_lengths_that_are_not_whole_frames():
@@ -164,3 +213,32 @@ def test_loading_a_checkpoint_with_missing_weights_fails(tiny_model, tmp_path):
     save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match=r"decoder\.head\.proj\.weight"):
         SpeechTokenizerModel.from_pretrained(tmp_path)
+
+
+def test_loading_a_checkpoint_with_unexpected_or_mismatched_weights_fails(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file(
+        {**weights, "decoder.extra.weight": torch.zeros(3)}, tmp_path / "model.safetensors", metadata={"format": "pt"}
+    )
+    with pytest.raises(ValueError, match=r"unexpected_keys: \['decoder\.extra\.weight'\]"):
+        SpeechTokenizerModel.from_pretrained(tmp_path)
+    weights["decoder.head.proj.bias"] = torch.zeros(7)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"mismatched_keys: \['decoder\.head\.proj\.bias'\]"):
+        SpeechTokenizerModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
+def test_the_estimated_latent_scaling_factor_gives_unit_std_latents_and_is_saved(tiny_model, speech, tmp_path):
+    raw_std = torch.cat([tiny_model.encode(clip, 16_000).flatten() for clip in speech]).std().item()
+    factor = estimate_latent_scaling_factor(tiny_model, speech, 16_000)
+    assert factor == pytest.approx(1 / raw_std, rel=1e-4)
+    assert tiny_model.config.latent_scaling_factor == factor
+    scaled = torch.cat([tiny_model.encode(clip, 16_000).flatten() for clip in speech])
+    assert scaled.std().item() == pytest.approx(1.0, rel=1e-4)
+    assert estimate_latent_scaling_factor(tiny_model, speech, 16_000) == pytest.approx(factor, rel=1e-6)  # idempotent
+    tiny_model.save_pretrained(tmp_path)
+    saved = SpeechTokenizerModel.from_pretrained(tmp_path).config.latent_scaling_factor
+    assert saved == tiny_model.config.latent_scaling_factor
+    with pytest.raises(ValueError, match="clips is empty"):
+        estimate_latent_scaling_factor(tiny_model, [], 16_000)

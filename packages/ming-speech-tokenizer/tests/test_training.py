@@ -5,8 +5,15 @@ import wave
 import pytest
 import torch
 from pydantic import ValidationError
+from safetensors.torch import load_file
 
-from ming_speech_tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel, TrainingRecipe, train_speech_tokenizer
+from ming_speech_tokenizer import (
+    SpeechDiscriminator,
+    SpeechTokenizerConfig,
+    SpeechTokenizerModel,
+    TrainingRecipe,
+    train_speech_tokenizer,
+)
 
 
 def _recipe(tmp_path, **overrides) -> TrainingRecipe:
@@ -53,11 +60,19 @@ def test_resume_after_interruption_continues_the_identical_run(tmp_path, speech)
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_starts(tmp_path, speech):
-    log = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path), speech[:2])
+    recipe = _recipe(tmp_path, steps=4, checkpoint_every=2)
+    log = train_speech_tokenizer(_fresh_model(), speech, recipe)
     for name in ("adversarial", "feature_matching", "discriminator"):
         assert log.losses[name][:2] == [0.0, 0.0]
         assert all(value > 0 for value in log.losses[name][2:])
-    for step in range(6):
+    torch.manual_seed(recipe.seed)
+    initial = SpeechDiscriminator(SpeechTokenizerConfig.tiny()).state_dict()
+    during_warm_up = load_file(recipe.output_dir / "checkpoint-0000002" / "discriminator.safetensors")
+    after = load_file(recipe.output_dir / "checkpoint-0000004" / "discriminator.safetensors")
+    assert set(during_warm_up) == set(initial)
+    assert all(torch.equal(during_warm_up[name], initial[name]) for name in initial)
+    assert not all(torch.equal(after[name], initial[name]) for name in initial)
+    for step in range(4):
         reconstruction = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step]
         adversarial = log.losses["adversarial"][step] + log.losses["feature_matching"][step]
         assert log.losses["total"][step] == pytest.approx(reconstruction + adversarial, rel=1e-5)
@@ -65,13 +80,15 @@ def test_warm_up_trains_reconstruction_only_then_the_discriminator_starts(tmp_pa
 
 def test_checkpoints_and_validation_artefacts(tmp_path, speech):
     recipe = _recipe(tmp_path, steps=4, validate_every=2, checkpoint_every=2)
-    log = train_speech_tokenizer(_fresh_model(), speech, recipe, speech[:2])
+    model = _fresh_model()
+    global_rng = torch.get_rng_state()
+    log = train_speech_tokenizer(model, speech, recipe, speech[:2])
+    assert torch.equal(torch.get_rng_state(), global_rng)  # the run draws from its own generators
     assert [step for step, _ in log.validation] == [2, 4]
     assert all(distance > 0 for _, distance in log.validation)
+    final = SpeechTokenizerModel.from_pretrained(recipe.output_dir / "checkpoint-0000004").state_dict()
+    assert all(torch.equal(tensor, final[name]) for name, tensor in model.state_dict().items())
     for step in (2, 4):
-        checkpoint = recipe.output_dir / f"checkpoint-{step:07d}"
-        loaded = SpeechTokenizerModel.from_pretrained(checkpoint)
-        assert loaded.config.latent_dim == 64
         folder = recipe.output_dir / "validation" / f"step-{step:07d}"
         assert (folder / "clip-0.png").stat().st_size > 1000
         assert not (folder / "clip-1.png").exists()  # plot_clips=1
@@ -81,8 +98,42 @@ def test_checkpoints_and_validation_artefacts(tmp_path, speech):
     assert not list(recipe.output_dir.glob(".partial-*"))
 
 
+def test_keep_last_deletes_older_checkpoints_and_progress_false_is_silent(tmp_path, speech, capfd):
+    recipe = _recipe(tmp_path, steps=3, checkpoint_every=1, warmup_steps=3, keep_last=2)
+    train_speech_tokenizer(_fresh_model(), speech, recipe)
+    assert capfd.readouterr().err == ""  # not even transformers' "Writing model shards" bar
+    assert sorted(p.name for p in recipe.output_dir.glob("checkpoint-*")) == [
+        "checkpoint-0000002",
+        "checkpoint-0000003",
+    ]
+
+
+def test_a_non_finite_loss_stops_the_run_before_any_update_or_checkpoint(tmp_path, speech):
+    model = _fresh_model()
+    with torch.no_grad():
+        model.decoder.head.proj.bias[0] = float("nan")
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match=r"diverged at step 1: non-finite \{'mel'"):
+        train_speech_tokenizer(model, speech, _recipe(tmp_path, checkpoint_every=1))
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+    after = model.state_dict()
+    assert all(torch.equal(after[name].nan_to_num(), tensor.nan_to_num()) for name, tensor in before.items())
+
+
+def test_resuming_on_another_device_type_is_refused(tmp_path, speech):
+    recipe = _recipe(tmp_path, steps=1, warmup_steps=1)
+    train_speech_tokenizer(_fresh_model(), speech, recipe)
+    state_file = recipe.output_dir / "checkpoint-0000001" / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    assert state["noise_device"] == "cpu"
+    torch.save({**state, "noise_device": "cuda"}, state_file)
+    with pytest.raises(ValueError, match="was written on cuda and model is on cpu"):
+        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path, steps=2, warmup_steps=1))
+
+
 def test_reconstruction_improves_on_a_fixed_clip(tmp_path, speech):
-    clip = speech[2][3200 : 3200 + 20 * 320]  # one clip exactly one segment long: every batch is the same
+    # one clip exactly one crop long (20 frames + the 3 left out of the loss): every batch is the same
+    clip = speech[2][3200 : 3200 + 23 * 320]
     recipe = _recipe(tmp_path, steps=30, batch_size=1, segment_frames=20, warmup_steps=30, learning_rate=1e-3)
     log = train_speech_tokenizer(_fresh_model(), [clip], recipe)
     first, last = sum(log.losses["mel"][:3]) / 3, sum(log.losses["mel"][-3:]) / 3
@@ -103,6 +154,9 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, speech):
         ({"mel_bins": (20, 40)}, "mel_bins"),
         ({"mel_windows": (64,), "mel_bins": (80,)}, "mel_bins"),
         ({"warmup": 3}, "warmup"),
+        ({"betas": (0.9, 1.0)}, "betas"),
+        ({"betas": (0.0, 0.99)}, "betas"),
+        ({"keep_last": 0}, "keep_last"),
     ],
 )
 def test_bad_recipes_name_the_field(tmp_path, overrides, field):
@@ -117,3 +171,11 @@ def test_bad_clips_name_the_argument(tmp_path):
         )
     with pytest.raises(ValueError, match="clips is empty"):
         train_speech_tokenizer(_fresh_model(), [], _recipe(tmp_path))
+
+
+def test_inputs_too_short_for_the_mel_transforms_are_refused_before_training(tmp_path, speech):
+    with pytest.raises(ValueError, match=r"segment_frames \(2 = 640 samples\) is too short.*1025 samples"):
+        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path, segment_frames=2))
+    with pytest.raises(ValueError, match=r"validation_clips\[1\] has 700 samples.*1025"):
+        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path), [speech[0], speech[1][:700]])
+    assert not (tmp_path / "run").exists()

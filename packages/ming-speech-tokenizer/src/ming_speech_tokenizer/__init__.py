@@ -3,7 +3,8 @@
 - :class:`SpeechTokenizerConfig` (``flash()`` / ``tiny()``) and :class:`SpeechTokenizerModel`: causal transformer
   encoder → diagonal Gaussian latent (50 frames/s × 64 dims at 16 kHz) → causal transformer decoder → Vocos-style
   ISTFT head; ``encode(wave, sample_rate)`` / ``decode(latents)``, ``save_pretrained`` / ``from_pretrained``.
-- :class:`StreamingDecoder` (20 ms of audio per latent frame, equal to full decoding) and :class:`StreamingEncoder`.
+- :class:`StreamingDecoder` (20 ms of audio per latent frame, 60 ms behind, equal to full decoding) and
+  :class:`StreamingEncoder`; :func:`estimate_latent_scaling_factor` for the latents' unit scale.
 - Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses, and
   :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
 """
@@ -19,7 +20,7 @@ from .losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from .modeling import SpeechTokenizerModel, SpeechTokenizerOutput
+from .modeling import SpeechTokenizerModel, SpeechTokenizerOutput, estimate_latent_scaling_factor
 from .streaming import StreamingDecoder, StreamingEncoder
 from .training import TrainingLog, TrainingRecipe, train_speech_tokenizer
 from .transformer import CausalTransformer, KVState
@@ -42,6 +43,7 @@ __all__ = [
     "StreamingEncoder",
     "TrainingLog",
     "TrainingRecipe",
+    "estimate_latent_scaling_factor",
     "feature_matching_loss",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",

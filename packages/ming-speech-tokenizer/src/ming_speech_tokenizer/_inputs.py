@@ -10,8 +10,11 @@ from .configuration import SpeechTokenizerConfig
 
 
 def check_positive_int(value: object, name: str) -> int:
-    """``value`` if it is a positive ``int`` (not a bool or a float), else a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    """``value`` if it is a positive ``int``; a ``TypeError`` (bool, float, ...) or ``ValueError`` (≤ 0) naming
+    ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -19,7 +22,7 @@ def check_positive_int(value: object, name: str) -> int:
 def as_float_tensor(value: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     """``value`` as a tensor of finite floating-point values with at least one element."""
     if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
+        value = torch.from_numpy(np.ascontiguousarray(value))  # from_numpy refuses negative strides (x[::-1])
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
     if not value.is_floating_point():
@@ -35,17 +38,21 @@ def as_float_tensor(value: torch.Tensor | np.ndarray, name: str) -> torch.Tensor
 
 
 def to_mono(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """``(B, N)`` from ``(N,)``, ``(C, N)`` or ``(B, C, N)`` float audio, channels (stereo) averaged."""
+    """``(B, N)`` mono clips from ``(N,)`` (one clip), ``(B, N)`` (a batch of mono clips) or ``(B, C, N)`` with
+    ``C ≤ 2`` channels (averaged)."""
     wave = as_float_tensor(wave, "wave")
-    if wave.dim() not in (1, 2, 3):
-        raise ValueError(
-            f"wave must be (samples,), (channels, samples) or (batch, channels, samples), got shape {tuple(wave.shape)}"
-        )
-    return wave.reshape((1,) * (3 - wave.dim()) + tuple(wave.shape)).mean(dim=1)
+    if wave.dim() == 3 and wave.shape[1] <= 2:
+        return wave.mean(dim=1)
+    if wave.dim() in (1, 2):
+        return wave.reshape(-1, wave.shape[-1])
+    raise ValueError(
+        "wave must be (samples,), (batch, samples) of mono clips or (batch, channels ≤ 2, samples), "
+        f"got shape {tuple(wave.shape)}"
+    )
 
 
 def prepare_wave(wave: torch.Tensor | np.ndarray, sample_rate: int, config: SpeechTokenizerConfig) -> torch.Tensor:
-    """``(B, N)`` mono audio at ``config.sampling_rate`` from ``(N,)``, ``(C, N)`` or ``(B, C, N)`` audio at
+    """``(B, N)`` mono audio at ``config.sampling_rate`` from ``(N,)``, ``(B, N)`` or ``(B, C ≤ 2, N)`` audio at
     ``sample_rate`` (channels averaged, resampled with torchaudio when the rates differ), at least one frame long."""
     sample_rate = check_positive_int(sample_rate, "sample_rate")
     wave = to_mono(wave)

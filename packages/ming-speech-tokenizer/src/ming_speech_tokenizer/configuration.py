@@ -12,6 +12,24 @@ from transformers import PreTrainedConfig
 
 __all__ = ["SpeechTokenizerConfig"]
 
+_POSITIVE_FIELDS = (
+    "sampling_rate",
+    "hop_length",
+    "n_fft",
+    "latent_dim",
+    "hidden_size",
+    "encoder_layers",
+    "decoder_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "attention_window",
+    "rope_theta",
+    "rms_norm_eps",
+    "latent_scaling_factor",
+    "initializer_range",
+    "discriminator_channels",
+)
+
 
 @strict
 class SpeechTokenizerConfig(PreTrainedConfig):
@@ -63,6 +81,14 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)
         self.discriminator_stft_resolutions = [list(r) for r in self.discriminator_stft_resolutions]
+        for name in _POSITIVE_FIELDS:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not self.discriminator_periods or any(p < 2 for p in self.discriminator_periods):
+            # period 1 would fold nothing (it is the waveform itself)
+            raise ValueError(
+                f"discriminator_periods must be a non-empty list of integers ≥ 2, got {self.discriminator_periods}"
+            )
         if self.n_fft % self.hop_length or self.n_fft // self.hop_length < 3:
             # Hann² windows overlap-add to a constant only from 3 frames per window on (see istft_head.py).
             raise ValueError(f"n_fft ({self.n_fft}) must be a multiple (≥ 3) of hop_length ({self.hop_length})")
@@ -71,13 +97,20 @@ class SpeechTokenizerConfig(PreTrainedConfig):
                 f"hidden_size ({self.hidden_size}) must split into num_attention_heads ({self.num_attention_heads}) "
                 "heads of even size (rotary)"
             )
-        if self.attention_window < 1:
-            raise ValueError(f"attention_window must be at least 1, got {self.attention_window}")
-        if self.latent_scaling_factor <= 0:
-            raise ValueError(f"latent_scaling_factor must be positive, got {self.latent_scaling_factor}")
-        if any(len(r) != 2 or r[1] > r[0] for r in self.discriminator_stft_resolutions):
-            raise ValueError("discriminator_stft_resolutions must be [n_fft, hop] pairs with hop <= n_fft")
+        resolutions = self.discriminator_stft_resolutions
+        if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
+            raise ValueError(
+                f"discriminator_stft_resolutions must be a non-empty list of [n_fft, hop] pairs with 0 < hop <= n_fft, "
+                f"got {resolutions}"
+            )
         super().__post_init__(**kwargs)
+
+    @property
+    def latency_frames(self) -> int:
+        """Latent frames the decoder needs after a slot before that slot's samples are final: ``n_fft / hop − 1``
+        (3 frames, 60 ms for the presets). Decoder frame ``t`` writes the samples encoder frame ``t`` saw,
+        ``[hop · (t + 1) − n_fft, hop · (t + 1))``, so slot ``t`` is finished by frame ``t + latency_frames``."""
+        return self.n_fft // self.hop_length - 1
 
     @property
     def frame_rate(self) -> float:

@@ -19,6 +19,7 @@ from .configuration import SpeechTokenizerConfig
 __all__ = ["MultiPeriodDiscriminator", "MultiResolutionSTFTDiscriminator", "SpeechDiscriminator"]
 
 DiscriminatorOutput = list[tuple[torch.Tensor, list[torch.Tensor]]]
+"""Per sub-discriminator, its flattened logits and its feature maps (the last one is the logits' map)."""
 _SLOPE = 0.1  # LeakyReLU slope of HiFi-GAN and Vocos
 
 

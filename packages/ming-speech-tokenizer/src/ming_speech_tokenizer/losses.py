@@ -9,13 +9,14 @@ import torch
 from torch import nn
 from torchaudio.transforms import MelSpectrogram
 
-__all__ = ["MultiScaleMelLoss", "feature_matching_loss", "lsgan_discriminator_loss", "lsgan_generator_loss"]
+from .discriminators import DiscriminatorOutput
 
-DiscriminatorOutput = list[tuple[torch.Tensor, list[torch.Tensor]]]
+__all__ = ["MultiScaleMelLoss", "feature_matching_loss", "lsgan_discriminator_loss", "lsgan_generator_loss"]
 
 
 class MultiScaleMelLoss(nn.Module):
-    """Mean over scales of the L1 distance between ``log10`` mel magnitudes (floored at 1e-5), as DAC.
+    """Sum over scales of the L1 distance between ``log10`` mel magnitudes (floored at 1e-5), as DAC (whose
+    weight 15 is for this sum).
 
     Each scale is a torchaudio ``MelSpectrogram`` with window ``windows[i]``, hop ``windows[i] // 4`` and
     ``n_mels[i]`` bands. Also the multi-scale mel distance reported for evaluation.
@@ -41,7 +42,7 @@ class MultiScaleMelLoss(nn.Module):
         for mel in self.transforms:
             predicted = mel(prediction.float()).clamp(min=1e-5).log10()
             total = total + (predicted - mel(target.float()).clamp(min=1e-5).log10()).abs().mean()
-        return total / len(self.transforms)
+        return total
 
 
 def lsgan_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:

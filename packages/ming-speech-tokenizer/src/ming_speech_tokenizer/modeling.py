@@ -2,14 +2,18 @@
 
 The latent contract, public API shared with the TTS head: ``encode`` maps audio of ``N`` samples at
 ``sampling_rate`` (16 kHz) to ``(B, ceil(N / hop_length), latent_dim)`` = ``(B, frames, 64)`` latents at 50 frames
-per second, frame ``t`` covering samples ``[320 t, 320 (t + 1))``; they are the posterior mean (or a draw) times
-``latent_scaling_factor``, and the KL term of training pulls the unscaled posterior towards a standard normal.
-``decode`` maps ``(B, T, 64)`` back to ``(B, 320 T)`` samples at 16 kHz.
+per second; frame ``t`` summarises slot ``[320 t, 320 (t + 1))`` and sees the samples ``[320 (t − 3), 320 (t + 1))``
+(``n_fft`` samples ending with its slot). They are the posterior mean (or a draw) times ``latent_scaling_factor``
+(see :func:`estimate_latent_scaling_factor`); the KL term of training pulls the unscaled posterior towards a
+standard normal. ``decode`` maps ``(B, T, 64)`` back to ``(B, 320 T)`` samples at 16 kHz aligned with the input;
+sample ``n`` is final once latent ``n // 320 + latency_frames`` (3 frames, 60 ms later) is known, so the last 60 ms
+of a finite sequence are a fade-out.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +29,10 @@ from .configuration import SpeechTokenizerConfig
 from .decoder import SpeechDecoder
 from .encoder import GaussianPosterior, SpeechEncoder
 from .istft_head import ISTFTHead
-from .streaming import StreamingEncoder
+from .streaming import StreamingDecoder, StreamingEncoder
 from .transformer import CausalTransformer
 
-__all__ = ["SpeechTokenizerModel", "SpeechTokenizerOutput"]
+__all__ = ["SpeechTokenizerModel", "SpeechTokenizerOutput", "estimate_latent_scaling_factor"]
 
 
 @dataclass
@@ -39,6 +43,9 @@ class SpeechTokenizerOutput(ModelOutput):
         reconstruction: decoded waveform ``(B, N)``.
         posterior: the encoder's Gaussian over latent frames (unscaled).
         latents: the latents that were decoded (a posterior draw or its mean, unscaled) ``(B, N / hop, latent_dim)``.
+
+    ``reconstruction`` is aligned with the input; its last ``config.latency_frames`` slots are unfinished (see
+    :class:`~ming_speech_tokenizer.ISTFTHead`), so training leaves them out of the losses.
     """
 
     reconstruction: torch.Tensor | None = None
@@ -50,8 +57,9 @@ class SpeechTokenizerModel(PreTrainedModel):
     """Continuous speech tokenizer: causal encoder, diagonal Gaussian latent, causal decoder with ISTFT head.
 
     ``save_pretrained(dir)`` writes ``config.json`` and safetensors; ``from_pretrained(local_dir)`` reads them.
-    Use :meth:`encode` / :meth:`decode` for audio, :class:`~ming_speech_tokenizer.StreamingDecoder` and
-    :class:`~ming_speech_tokenizer.StreamingEncoder` for frame-by-frame work, and :meth:`forward` in training.
+    Use :meth:`encode` / :meth:`decode` for audio (inference: no gradients),
+    :class:`~ming_speech_tokenizer.StreamingDecoder` and :class:`~ming_speech_tokenizer.StreamingEncoder` for
+    frame-by-frame work, and :meth:`forward` in training (with gradients, one pass).
     """
 
     config_class = SpeechTokenizerConfig
@@ -91,9 +99,12 @@ class SpeechTokenizerModel(PreTrainedModel):
         elif isinstance(module, ISTFTHead):
             module.reset_buffers()
 
-    def forward(self, wave: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None):
+    def forward(
+        self, wave: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> SpeechTokenizerOutput:
         """Training pass on ``(B, N)`` audio at ``sampling_rate`` with ``N`` a multiple of ``hop_length``: encode,
-        draw from the posterior (``sample``) or take its mean, decode. Returns :class:`SpeechTokenizerOutput`."""
+        draw from the posterior (``sample``) or take its mean, decode. One pass over all frames (memory grows with
+        frames², fine for training segments). Returns :class:`SpeechTokenizerOutput`."""
         if wave.dim() != 2 or wave.shape[-1] % self.config.hop_length or wave.shape[-1] == 0:
             raise ValueError(
                 f"wave must be (batch, samples) with samples a positive multiple of {self.config.hop_length}, "
@@ -104,6 +115,7 @@ class SpeechTokenizerModel(PreTrainedModel):
         hidden, _ = self.decoder(latents)
         return SpeechTokenizerOutput(self.decoder.head(hidden), posterior, latents)
 
+    @torch.no_grad()
     def encode(
         self,
         wave: torch.Tensor | np.ndarray,
@@ -115,42 +127,70 @@ class SpeechTokenizerModel(PreTrainedModel):
     ) -> torch.Tensor:
         """Latents ``(B, ceil(N / hop_length), latent_dim)`` of ``wave``, 50 frames per second for the presets.
 
+        Inference API: runs without gradients (train through :meth:`forward`).
+
         Args:
-            wave: float audio in [-1, 1]: ``(samples,)``, ``(channels, samples)`` (torchaudio's layout) or
-                ``(batch, channels, samples)``. Channels (stereo) are averaged to mono. NaN/inf, integer dtypes,
-                empty input or less than one frame raise an error naming ``wave``.
+            wave: float audio in [-1, 1]: ``(samples,)`` (one clip), ``(batch, samples)`` (mono clips, as
+                :meth:`decode` returns them) or ``(batch, channels, samples)`` with 1 or 2 channels, averaged to
+                mono. NaN/inf, integer dtypes, empty input, more than 2 channels or less than one frame raise an
+                error naming ``wave``.
             sample_rate: rate of ``wave``, Hz. Audio at another rate than ``config.sampling_rate`` is resampled
                 with ``torchaudio.functional.resample`` before encoding (the latents are always at the model's
                 frame rate).
             sample: draw from the posterior (with ``generator``) instead of taking its mean.
             generator: random source of the draw.
-            chunk_frames: encode in chunks of this many frames, carrying the causal state across chunks (for long
-                audio: bounded memory, and the same latents as one pass — no seams).
+            chunk_frames: frames per chunk (default ``config.attention_window``); the causal state is carried
+                across chunks, so memory is bounded and the latents equal one pass over everything (no seams).
 
         The last frame is completed with zeros when the length is not a multiple of ``hop_length`` (nothing is
         cut). The result is multiplied by ``config.latent_scaling_factor``.
         """
         wave = prepare_wave(wave, sample_rate, self.config)
-        if chunk_frames is not None:
-            chunk_frames = check_positive_int(chunk_frames, "chunk_frames")
+        chunk_frames = self._chunk_frames(chunk_frames)
         frames = math.ceil(wave.shape[-1] / self.config.hop_length)
         wave = F.pad(wave, (0, frames * self.config.hop_length - wave.shape[-1])).to(self.device)
-        if chunk_frames is None:
-            posterior, _ = self.encoder(wave)
-        else:
-            streamer = StreamingEncoder(self)
-            step = chunk_frames * self.config.hop_length
-            chunks = [streamer.push_posterior(chunk[:, None]) for chunk in wave.split(step, dim=-1)]
-            posterior = GaussianPosterior(
-                torch.cat([c.mean for c in chunks], dim=1), torch.cat([c.logvar for c in chunks], dim=1)
-            )
+        streamer = StreamingEncoder(self, self.config.sampling_rate)
+        chunks = [streamer.push_posterior(chunk) for chunk in wave.split(chunk_frames * self.config.hop_length, -1)]
+        posterior = GaussianPosterior(
+            torch.cat([c.mean for c in chunks], dim=1), torch.cat([c.logvar for c in chunks], dim=1)
+        )
         latents = posterior.sample(generator) if sample else posterior.mean
         return latents * self.config.latent_scaling_factor
 
-    def decode(self, latents: torch.Tensor | np.ndarray) -> torch.Tensor:
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor | np.ndarray, *, chunk_frames: int | None = None) -> torch.Tensor:
         """Waveform ``(B, T · hop_length)`` at ``config.sampling_rate`` of ``(B, T, latent_dim)`` latents (as
-        :meth:`encode` returns them: divided by ``config.latent_scaling_factor`` first). Sample ``n`` depends
-        only on latent frames ``0 … n // hop_length`` (causal)."""
-        latents = check_latents(latents, self.config).to(self.device)
-        hidden, _ = self.decoder(latents / self.config.latent_scaling_factor)
-        return self.decoder.head(hidden)
+        :meth:`encode` returns them: divided by ``config.latent_scaling_factor`` first), aligned with the encoded
+        audio. Sample ``n`` depends only on latent frames ``0 … n // hop_length + config.latency_frames``; the last
+        ``latency_frames`` slots (60 ms) are a fade-out, as :meth:`StreamingDecoder.flush` returns them.
+
+        Inference API: runs without gradients, in chunks of ``chunk_frames`` (default ``config.attention_window``)
+        through a :class:`~ming_speech_tokenizer.StreamingDecoder` (bounded memory, the same result as one pass).
+        """
+        latents = check_latents(latents, self.config)
+        streamer = StreamingDecoder(self)
+        pieces = [streamer.step(chunk) for chunk in latents.split(self._chunk_frames(chunk_frames), dim=1)]
+        return torch.cat([*pieces, streamer.flush()], dim=-1)
+
+    def _chunk_frames(self, chunk_frames: int | None) -> int:
+        return (
+            self.config.attention_window if chunk_frames is None else check_positive_int(chunk_frames, "chunk_frames")
+        )
+
+
+@torch.no_grad()
+def estimate_latent_scaling_factor(
+    model: SpeechTokenizerModel, clips: Sequence[torch.Tensor | np.ndarray], sample_rate: int
+) -> float:
+    """Set ``model.config.latent_scaling_factor`` to ``1 / std`` of the unscaled posterior means of ``clips`` (all
+    frames and channels pooled), as diffusers' VAEs are given a ``scaling_factor``, so
+    :meth:`~SpeechTokenizerModel.encode` then hands out latents of unit standard deviation; returns the factor
+    (``save_pretrained`` stores it with the config)."""
+    if not clips:
+        raise ValueError("clips is empty")
+    means = [model.encode(clip, sample_rate).flatten() / model.config.latent_scaling_factor for clip in clips]
+    std = torch.cat(means).double().std().item()
+    if not std > 0:
+        raise ValueError(f"clips give posterior means of standard deviation {std}; cannot scale them to unit std")
+    model.config.latent_scaling_factor = 1.0 / std
+    return model.config.latent_scaling_factor

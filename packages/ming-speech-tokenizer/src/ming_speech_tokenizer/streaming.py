@@ -1,10 +1,12 @@
 """Streaming encoder and decoder (paper §2.2: the causal tokenizer behind streaming speech generation).
 
-Both sides are causal, so their state is small and exact: the decoder keeps the transformer's sliding-window keys and
-values plus the ISTFT head's open overlap-add tail (``n_fft − hop_length`` samples) and emits ``hop_length`` samples
-(20 ms) per latent frame, equal to :meth:`SpeechTokenizerModel.decode` of the whole sequence; the encoder keeps the
-keys and values plus the last ``n_fft − hop_length`` input samples and emits a latent frame per ``hop_length``
-samples, equal to :meth:`SpeechTokenizerModel.encode` of the whole signal.
+Both sides are causal, so their state is small and exact. The decoder keeps the transformer's sliding-window keys
+and values plus the ISTFT head's open overlap-add tail (``n_fft − hop_length`` samples); decoder frame ``t`` writes
+the samples encoder frame ``t`` saw, so at step ``t`` it finishes slot ``t − latency_frames`` (60 ms behind) and
+emits ``hop_length`` samples (20 ms) per latent frame after the first ``latency_frames``; :meth:`flush` returns the
+unfinished last slots. The encoder keeps the keys and values plus the last ``n_fft − hop_length`` input samples and
+emits a latent frame per ``hop_length`` samples. Both equal :class:`SpeechTokenizerModel`'s ``decode`` / ``encode``
+of the whole signal (which run through them chunk by chunk).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._inputs import check_latents, to_mono
+from ._inputs import check_latents, check_positive_int, to_mono
 from .encoder import GaussianPosterior
 from .istft_head import overlap_add
 from .transformer import KVState
@@ -27,11 +29,13 @@ __all__ = ["StreamingDecoder", "StreamingEncoder"]
 
 
 class StreamingDecoder:
-    """Decode latents as they arrive: each call to :meth:`step` returns the audio of the frames it was given.
+    """Decode latents as they arrive: :meth:`step` returns the samples its frames finished, :meth:`flush` the rest.
 
     >>> streamer = StreamingDecoder(model)
-    >>> audio = torch.cat([streamer.step(latents[:, t : t + 1]) for t in range(latents.shape[1])], dim=-1)
+    >>> pieces = [streamer.step(latents[:, t : t + 1]) for t in range(latents.shape[1])]
+    >>> audio = torch.cat(pieces + [streamer.flush()], dim=-1)
 
+    Frame ``t`` finishes slot ``t − config.latency_frames`` (the first 3 steps return no samples, then 320 each);
     ``audio`` equals ``model.decode(latents)`` (up to float rounding). Runs without gradients.
     """
 
@@ -45,9 +49,16 @@ class StreamingDecoder:
         self._state: KVState | None = None
         self._tail: torch.Tensor | None = None
 
+    def _from_sample_zero(self, signal: torch.Tensor) -> torch.Tensor:
+        # ``signal`` starts where frame ``frames_done``'s window starts, hop · (frames_done + 1) − n_fft: up to
+        # n_fft − hop samples before sample 0 at the start of a stream, which are not part of the signal
+        head = self.model.decoder.head
+        return signal[:, max(0, head.n_fft - head.hop * (self.frames_done + 1)) :]
+
     @torch.no_grad()
     def step(self, latents: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """``(B, k, latent_dim)`` latents (as ``encode`` returns them) → ``(B, k · hop_length)`` samples."""
+        """``(B, k, latent_dim)`` latents (as ``encode`` returns them) → the ``(B, k · hop_length)`` samples they
+        finish (fewer during the first ``latency_frames`` frames of a signal)."""
         config = self.model.config
         latents = check_latents(latents, config).to(self.model.device)
         if self._tail is not None and latents.shape[0] != self._tail.shape[0]:
@@ -57,21 +68,38 @@ class StreamingDecoder:
         signal = overlap_add(head.frames(hidden), head.hop)
         if self._tail is not None:
             signal[:, : self._tail.shape[1]] += self._tail
-        emitted = latents.shape[1] * head.hop
-        self._tail = signal[:, emitted:]
+        finished = signal.shape[1] - (head.n_fft - head.hop)
+        self._tail = signal[:, finished:]
+        emitted = self._from_sample_zero(signal[:, :finished])
         self.frames_done += latents.shape[1]
-        return signal[:, :emitted]
+        return emitted
+
+    def flush(self) -> torch.Tensor:
+        """The last ``latency_frames`` slots, unfinished (a fade-out: no later frames overlap them), then
+        :meth:`reset`. ``(B, 0)`` if no frame was decoded."""
+        if self._tail is None:
+            return torch.zeros(1, 0, device=self.model.device)
+        tail = self._from_sample_zero(self._tail)
+        self.reset()
+        return tail
 
 
 class StreamingEncoder:
-    """Encode audio as it arrives (at ``config.sampling_rate``; resample first): :meth:`push` returns the latents of
-    the frames completed so far, :meth:`flush` completes the last partial frame with zeros.
+    """Encode audio as it arrives at ``sample_rate``, which must be ``config.sampling_rate`` (resample first: a
+    resampler run piece by piece is not the resampler of the whole signal): :meth:`push` returns the latents of the
+    frames completed so far, :meth:`flush` completes the last partial frame with zeros.
 
-    Pushing a signal in pieces of any sizes and then flushing gives ``model.encode(signal, sampling_rate)`` (up to
+    Pushing a signal in pieces of any sizes and then flushing gives ``model.encode(signal, sample_rate)`` (up to
     float rounding). Runs without gradients.
     """
 
-    def __init__(self, model: SpeechTokenizerModel) -> None:
+    def __init__(self, model: SpeechTokenizerModel, sample_rate: int) -> None:
+        sample_rate = check_positive_int(sample_rate, "sample_rate")
+        if sample_rate != model.config.sampling_rate:
+            raise ValueError(
+                f"sample_rate is {sample_rate} Hz but the model runs at {model.config.sampling_rate} Hz; resample "
+                "the stream first (or use SpeechTokenizerModel.encode, which resamples whole signals)"
+            )
         self.model = model
         self.reset()
 
@@ -108,9 +136,9 @@ class StreamingEncoder:
 
     def push(self, wave: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The next piece of float audio, laid out as for :meth:`SpeechTokenizerModel.encode` (``(samples,)``,
-        ``(channels, samples)`` or ``(batch, channels, samples)``, channels averaged) but already at
-        ``config.sampling_rate`` and of any length → latents ``(B, k, latent_dim)`` of the ``k`` frames it completes
-        (``k`` may be 0), scaled by ``latent_scaling_factor`` as :meth:`SpeechTokenizerModel.encode` scales them."""
+        ``(batch, samples)`` or ``(batch, channels ≤ 2, samples)``, channels averaged) and of any length → latents
+        ``(B, k, latent_dim)`` of the ``k`` frames it completes (``k`` may be 0), scaled by
+        ``latent_scaling_factor`` as :meth:`SpeechTokenizerModel.encode` scales them."""
         return self.push_posterior(wave).mean * self.model.config.latent_scaling_factor
 
     def flush(self) -> torch.Tensor:

@@ -1,13 +1,18 @@
 """Trainer of the VAE-GAN speech tokenizer (paper §2.2: generator loss = multi-scale mel + adversarial + feature
 matching + KL; the discriminator is trained with the adversarial loss).
 
-Each step draws a batch of random segments, encodes, samples the posterior and decodes. During the first
-``warmup_steps`` only the reconstruction terms (mel and KL) train the generator; afterwards the discriminators take
-an LSGAN step on real vs detached generated audio, and the generator adds the adversarial and feature-matching terms.
+Each step draws a batch of random segments, encodes, samples the posterior and decodes. Segments are cropped
+``latency_frames`` (3) frames longer than ``segment_frames`` and the losses see only the first ``segment_frames``:
+the decoder's last 3 slots are unfinished (no later frame overlaps them), so their targets are unreachable. During
+the first ``warmup_steps`` only the reconstruction terms (mel and KL) train the generator; afterwards the
+discriminators take an LSGAN step on real vs detached generated audio, and the generator adds the adversarial and
+feature-matching terms (with the discriminators frozen). A non-finite loss stops the run before it reaches an
+optimizer or a checkpoint.
 
 Checkpoints (``checkpoint-<step>/``: the model's ``save_pretrained`` safetensors, the discriminator's safetensors and
 ``trainer_state.pt`` with optimizers, random-generator states and the log) are written every ``checkpoint_every``
-steps; calling the trainer again with the same recipe resumes from the latest one and continues the identical run.
+steps (the newest ``keep_last`` are kept); calling the trainer again with the same recipe resumes from the latest
+one and continues the identical run, on the same device type (the noise generator's state is device-specific).
 Validation writes, for the first clips, the original and reconstructed audio (16-bit WAV) and a waveform +
 log-mel spectrogram figure.
 """
@@ -18,7 +23,8 @@ import json
 import math
 import shutil
 import wave as wave_io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -29,19 +35,23 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save_file
+from torchaudio.transforms import MelSpectrogram
 from tqdm.auto import tqdm
+from transformers.utils import logging as transformers_logging
 
 from ._inputs import as_float_tensor
+from .configuration import SpeechTokenizerConfig
 from .discriminators import SpeechDiscriminator
 from .losses import MultiScaleMelLoss, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from .modeling import SpeechTokenizerModel
 
 __all__ = ["TrainingLog", "TrainingRecipe", "train_speech_tokenizer"]
 
-LOSS_NAMES = ("total", "mel", "kl", "adversarial", "feature_matching", "discriminator")
+_LOSS_NAMES = ("total", "mel", "kl", "adversarial", "feature_matching", "discriminator")
 # Fields that may change between an interrupted run and its resumption without changing the run itself.
-_RESUMABLE_CHANGES = {"steps", "progress"}
+_RESUMABLE_CHANGES = {"steps", "progress", "keep_last"}
 _Positive = Annotated[int, Field(gt=0)]
+_Beta = Annotated[float, Field(gt=0, lt=1)]
 
 
 class TrainingRecipe(BaseModel):
@@ -55,7 +65,7 @@ class TrainingRecipe(BaseModel):
     segment_frames: int = Field(50, gt=0, description="Segment length in latent frames (50 = 1 s at 16 kHz).")
     learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate of the generator.")
     discriminator_learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate of the discriminators.")
-    betas: tuple[float, float] = Field((0.8, 0.99), description="AdamW betas of both optimizers.")
+    betas: tuple[_Beta, _Beta] = Field((0.8, 0.99), description="AdamW betas of both optimizers, each in (0, 1).")
     warmup_steps: int = Field(1000, ge=0, description="Reconstruction-only steps before the discriminators start.")
     mel_weight: float = Field(15.0, ge=0, description="Weight of the multi-scale mel L1 loss.")
     adversarial_weight: float = Field(1.0, ge=0, description="Weight of the generator's LSGAN loss.")
@@ -64,6 +74,7 @@ class TrainingRecipe(BaseModel):
     mel_windows: tuple[_Positive, ...] = Field((256, 512, 1024, 2048), min_length=1, description="Mel loss windows.")
     mel_bins: tuple[_Positive, ...] = Field((20, 40, 80, 160), min_length=1, description="Mel bands per window.")
     checkpoint_every: int = Field(500, gt=0, description="Steps between checkpoints (the last step always saves).")
+    keep_last: int | None = Field(None, gt=0, description="Newest checkpoints kept (older ones deleted); None: all.")
     validate_every: int = Field(500, gt=0, description="Steps between validations (the last step always runs one).")
     plot_clips: int = Field(3, ge=0, description="Validation clips written as audio and figures.")
     seed: int = Field(0, ge=0, description="Seed of the discriminators' initialisation, the batches and the noise.")
@@ -83,20 +94,39 @@ class TrainingLog:
     """Per-step losses (keys ``total``, ``mel``, ``kl``, ``adversarial``, ``feature_matching``, ``discriminator``;
     the last three are 0 during warm-up) and ``(step, multi-scale mel distance)`` of each validation."""
 
-    losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in LOSS_NAMES})
+    losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in _LOSS_NAMES})
     validation: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _clip_tensors(clips: Sequence[torch.Tensor | np.ndarray], name: str, minimum: int) -> list[torch.Tensor]:
+def _clip_tensors(clips: Sequence[torch.Tensor | np.ndarray], name: str) -> list[torch.Tensor]:
     tensors = []
     for i, clip in enumerate(clips):
         clip = as_float_tensor(clip, f"{name}[{i}]").float()
         if clip.dim() != 1:
             raise ValueError(f"{name}[{i}] must be 1D mono audio, got shape {tuple(clip.shape)}")
-        tensors.append(F.pad(clip, (0, max(0, minimum - clip.numel()))))
+        tensors.append(clip)
     if not tensors:
         raise ValueError(f"{name} is empty")
     return tensors
+
+
+def _check_lengths(
+    recipe: TrainingRecipe, config: SpeechTokenizerConfig, length: int, validation: list[torch.Tensor]
+) -> None:
+    # torch.stft (center=True, reflect padding) needs more than n_fft // 2 samples; better said now than at the first
+    # step after warm-up or the first validation
+    mel_minimum = max(recipe.mel_windows) // 2 + 1
+    minimum = max(mel_minimum, *(n_fft // 2 + 1 for n_fft, _ in config.discriminator_stft_resolutions))
+    if length < minimum:
+        raise ValueError(
+            f"segment_frames ({recipe.segment_frames} = {length} samples) is too short for the mel and STFT "
+            f"windows: a segment needs at least {minimum} samples ({math.ceil(minimum / config.hop_length)} frames)"
+        )
+    for i, clip in enumerate(validation):
+        if clip.numel() < mel_minimum:
+            raise ValueError(
+                f"validation_clips[{i}] has {clip.numel()} samples; the mel distance needs at least {mel_minimum}"
+            )
 
 
 def _batch(clips: list[torch.Tensor], size: int, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -117,11 +147,12 @@ def _write_wav(path: Path, audio: torch.Tensor, sample_rate: int) -> None:
         out.writeframes(pcm.tobytes())
 
 
-def _plot(path: Path, original: torch.Tensor, reconstruction: torch.Tensor, sample_rate: int, title: str) -> None:
+def _plot(
+    path: Path, original: torch.Tensor, reconstruction: torch.Tensor, mel: MelSpectrogram, sample_rate: int, title: str
+) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mel = MultiScaleMelLoss(sample_rate, (1024,), (80,)).transforms[0]
     fig, axes = plt.subplots(2, 2, figsize=(11, 5), sharex="col")
     seconds = np.arange(original.numel()) / sample_rate
     for column, (label, audio) in enumerate((("original", original), ("reconstruction", reconstruction))):
@@ -152,16 +183,17 @@ def _validate(
     rate = model.config.sampling_rate
     folder = recipe.output_dir / "validation" / f"step-{step:07d}"
     folder.mkdir(parents=True, exist_ok=True)
+    plot_mel = MelSpectrogram(rate, n_fft=1024, hop_length=256, n_mels=80, power=1.0)
     distances = []
     for i, clip in enumerate(clips):
-        reconstruction = model.decode(model.encode(clip, rate))[0, : clip.numel()].cpu()
-        distances.append(distance(reconstruction[None], clip[None]).item())
+        reconstruction = model.decode(model.encode(clip, rate))[0, : clip.numel()]
+        distances.append(distance(reconstruction[None], clip[None].to(reconstruction.device)).item())
         if i < recipe.plot_clips:
+            reconstruction = reconstruction.cpu()
             _write_wav(folder / f"clip-{i}-original.wav", clip, rate)
             _write_wav(folder / f"clip-{i}-reconstruction.wav", reconstruction, rate)
-            _plot(
-                folder / f"clip-{i}.png", clip, reconstruction, rate, f"clip {i}, step {step}: mel {distances[-1]:.3f}"
-            )
+            title = f"clip {i}, step {step}: mel {distances[-1]:.3f}"
+            _plot(folder / f"clip-{i}.png", clip, reconstruction, plot_mel, rate, title)
     model.train()
     return sum(distances) / len(distances)
 
@@ -180,26 +212,34 @@ def train_speech_tokenizer(
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainingLog:
     """Train ``model`` (in place) on ``clips`` following ``recipe``, resuming from ``recipe.output_dir`` if it holds
-    a checkpoint of the same recipe (only ``steps`` and ``progress`` may differ).
+    a checkpoint of the same recipe (only ``steps``, ``progress`` and ``keep_last`` may differ) written on the same
+    device type. The global random state is left alone: the run draws from its own seeded generators.
 
     Args:
         model: the tokenizer; its weights are replaced by the checkpoint's when resuming.
-        clips: 1D float audio at ``model.config.sampling_rate``; each batch row is a random segment of a random
-            clip, and clips shorter than a segment are completed with zeros.
+        clips: 1D float audio at ``model.config.sampling_rate``; each batch row is a random crop of a random
+            clip (``segment_frames + latency_frames`` frames), and shorter clips are completed with zeros.
         recipe: the run's settings.
-        validation_clips: 1D float audio encoded and decoded at each validation (posterior mean).
+        validation_clips: 1D float audio encoded and decoded at each validation (posterior mean), each long
+            enough for the mel distance (``max(mel_windows) // 2 + 1`` samples).
         callback: called with ``(step, losses)`` after every step (and its checkpoint), e.g. for logging.
 
     Returns:
         The log of the whole run (a resumed run's log includes the steps before the interruption).
+
+    Raises:
+        FloatingPointError: a loss is NaN or infinite (before the step that would use it and any checkpoint).
     """
     config = model.config
     length = recipe.segment_frames * config.hop_length
-    train_clips = _clip_tensors(clips, "clips", length)
-    val_clips = _clip_tensors(validation_clips, "validation_clips", config.hop_length) if validation_clips else []
+    crop = length + config.latency_frames * config.hop_length
+    train_clips = [F.pad(c, (0, max(0, crop - c.numel()))) for c in _clip_tensors(clips, "clips")]
+    val_clips = _clip_tensors(validation_clips, "validation_clips") if validation_clips else []
+    _check_lengths(recipe, config, length, val_clips)
     device = model.device
-    torch.manual_seed(recipe.seed)
-    discriminator = SpeechDiscriminator(config).to(device)
+    with torch.random.fork_rng(devices=[]):  # the discriminator is built on the CPU: seed only its generator
+        torch.random.default_generator.manual_seed(recipe.seed)
+        discriminator = SpeechDiscriminator(config).to(device)
     mel_loss = MultiScaleMelLoss(config.sampling_rate, recipe.mel_windows, recipe.mel_bins).to(device)
     generator_optimizer = torch.optim.AdamW(model.parameters(), recipe.learning_rate, betas=recipe.betas)
     discriminator_optimizer = torch.optim.AdamW(
@@ -217,9 +257,15 @@ def train_speech_tokenizer(
         changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
         if changed:
             raise ValueError(f"recipe differs from the run in {recipe.output_dir} in {changed}; use a new output_dir")
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True, map_location="cpu")
+        if state["noise_device"] != device.type:
+            # CPU and CUDA generators draw different numbers from the same state: the run could not be identical
+            raise ValueError(
+                f"{checkpoint} was written on {state['noise_device']} and model is on {device.type}; resume on "
+                f"{state['noise_device']} (the posterior noise generator is device-specific) or use a new output_dir"
+            )
         model.load_state_dict(load_file(checkpoint / "model.safetensors", device=str(device)))
         discriminator.load_state_dict(load_file(checkpoint / "discriminator.safetensors", device=str(device)))
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
         generator_optimizer.load_state_dict(state["generator_optimizer"])
         discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
         batches.set_state(state["batches"])
@@ -230,17 +276,21 @@ def train_speech_tokenizer(
     discriminator.train()
     bar = tqdm(total=recipe.steps, initial=step, disable=not recipe.progress, desc="train speech tokenizer")
     while step < recipe.steps:
-        real = _batch(train_clips, recipe.batch_size, length, batches).to(device)
-        output = model(real, sample=True, generator=noise)
-        fake = output.reconstruction
+        batch = _batch(train_clips, recipe.batch_size, crop, batches).to(device)
+        output = model(batch, sample=True, generator=noise)
+        real, fake = batch[:, :length], output.reconstruction[:, :length]  # finished slots only
         losses = {"mel": mel_loss(fake, real), "kl": output.posterior.kl()}
         total = recipe.mel_weight * losses["mel"] + recipe.kl_weight * losses["kl"]
         if step >= recipe.warmup_steps:
             losses["discriminator"] = lsgan_discriminator_loss(discriminator(real), discriminator(fake.detach()))
+            _check_finite(losses, step + 1)
             discriminator_optimizer.zero_grad(set_to_none=True)
             losses["discriminator"].backward()
             discriminator_optimizer.step()
-            real_outputs, fake_outputs = discriminator(real), discriminator(fake)
+            with torch.no_grad():
+                real_outputs = discriminator(real)
+            discriminator.requires_grad_(False)  # the generator's losses must not reach the discriminators
+            fake_outputs = discriminator(fake)
             losses["adversarial"] = lsgan_generator_loss(fake_outputs)
             losses["feature_matching"] = feature_matching_loss(real_outputs, fake_outputs)
             total = (
@@ -249,12 +299,14 @@ def train_speech_tokenizer(
                 + recipe.feature_matching_weight * losses["feature_matching"]
             )
         losses["total"] = total
+        _check_finite(losses, step + 1)
         generator_optimizer.zero_grad(set_to_none=True)
         total.backward()
+        discriminator.requires_grad_(True)
         generator_optimizer.step()
         step += 1
-        values = {name: losses[name].item() if name in losses else 0.0 for name in LOSS_NAMES}
-        for name in LOSS_NAMES:
+        values = {name: losses[name].item() if name in losses else 0.0 for name in _LOSS_NAMES}
+        for name in _LOSS_NAMES:
             log.losses[name].append(values[name])
         if val_clips and (step % recipe.validate_every == 0 or step == recipe.steps):
             log.validation.append((step, _validate(model, val_clips, mel_loss, step, recipe)))
@@ -267,9 +319,16 @@ def train_speech_tokenizer(
         if callback is not None:
             callback(step, values)
     bar.close()
-    if not math.isfinite(log.losses["total"][-1]):
-        raise FloatingPointError(f"training diverged: total loss {log.losses['total'][-1]} at step {step}")
     return log
+
+
+def _check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
+    bad = {name: value.item() for name, value in losses.items() if not math.isfinite(value.item())}
+    if bad:
+        raise FloatingPointError(
+            f"training diverged at step {step}: non-finite {bad}; nothing of this step was applied or saved "
+            "(lower the learning rates or resume from the last checkpoint)"
+        )
 
 
 def _save_checkpoint(
@@ -286,7 +345,8 @@ def _save_checkpoint(
     final = recipe.output_dir / f"checkpoint-{step:07d}"
     partial = recipe.output_dir / f".partial-checkpoint-{step:07d}"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
+    with _transformers_progress_bars(recipe.progress):
+        model.save_pretrained(partial)
     save_file({k: v.contiguous() for k, v in discriminator.state_dict().items()}, partial / "discriminator.safetensors")
     torch.save(
         {
@@ -295,6 +355,7 @@ def _save_checkpoint(
             "discriminator_optimizer": discriminator_optimizer.state_dict(),
             "batches": batches.get_state(),
             "noise": noise.get_state(),
+            "noise_device": noise.device.type,
             "losses": log.losses,
             "validation": [list(v) for v in log.validation],
         },
@@ -303,3 +364,19 @@ def _save_checkpoint(
     (partial / "recipe.json").write_text(recipe.model_dump_json(indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # a run killed while saving leaves only a .partial folder, which resuming ignores
+    if recipe.keep_last is not None:
+        for old in sorted(recipe.output_dir.glob("checkpoint-*[0-9]"))[: -recipe.keep_last]:
+            shutil.rmtree(old)
+
+
+@contextmanager
+def _transformers_progress_bars(enabled: bool) -> Iterator[None]:
+    """transformers' own bars (``save_pretrained``'s "Writing model shards") off while ``enabled`` is false."""
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    if was_enabled and not enabled:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled and not enabled:
+            transformers_logging.enable_progress_bar()

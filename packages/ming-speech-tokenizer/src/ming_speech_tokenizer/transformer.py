@@ -103,12 +103,13 @@ class CausalTransformer(nn.Module):
         """Returns the output frames and the state to pass with the next chunk (whose ``start`` is ``start + T``)."""
         frames = x.shape[1]
         cached = 0 if state is None else state[0][0].shape[2]
-        positions = torch.arange(start, start + frames, device=x.device, dtype=torch.float32)
-        angles = positions[:, None] * self.inv_freq[None, :]
+        positions = torch.arange(start, start + frames, device=x.device)
+        # float64 angles: in float32, position × frequency loses whole radians after hours of streaming
+        angles = positions.double()[:, None] * self.inv_freq.double()[None, :]
         angles = torch.cat((angles, angles), dim=-1)
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         key_positions = torch.arange(start - cached, start + frames, device=x.device)
-        distance = positions.long()[:, None] - key_positions[None, :]
+        distance = positions[:, None] - key_positions[None, :]
         mask = (distance >= 0) & (distance < self.window)
         new_state: KVState = []
         for i, block in enumerate(self.blocks):
