@@ -11,9 +11,15 @@ and writes ``results/mask_extraction.json``.
 
 from __future__ import annotations
 
+import os
+
+# One thread, as the results claim: BLAS reads these when numpy is first imported, so they must be set before it.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+
 import argparse
 import json
-import os
 import platform
 import statistics
 import time

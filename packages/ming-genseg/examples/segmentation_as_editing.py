@@ -14,6 +14,7 @@ import numpy as np
 from ming_genseg import (
     SegmentationMetrics,
     color_threshold_segment,
+    describe_object,
     extract_mask,
     recolor,
     synthesize_pair,
@@ -28,8 +29,7 @@ def main() -> None:
     distractors = 0
     for i, scene in enumerate(scenes):
         target = scene.objects[int(rng.integers(len(scene.objects)))]
-        where = "in the center" if target.position == "center" else f"at the {target.position}"
-        expression = f"the {target.color} {target.shape} {where}"
+        expression = describe_object(target.shape, target.color, target.position)
         image = scene.image
         if i % 2:
             # ming-testdata gives each object its own colour; repaint another one in the target's colour so the

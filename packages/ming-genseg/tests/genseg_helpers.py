@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ming_genseg import NAMED_COLORS, color_words, recolor
+from ming_genseg import NAMED_COLORS, color_words, describe_object, recolor
 from ming_testdata import SceneOptions, make_scenes
 
 
@@ -27,9 +27,9 @@ def scene_samples(n: int, seed: int, size: int = 96, *, occlusion: bool = False)
     options = SceneOptions(n=n, seed=seed, width=size, height=size, max_objects=4, occlusion=occlusion)
     samples = []
     for scene in make_scenes(options):
-        for obj in scene.objects:
-            where = "in the center" if obj.position == "center" else f"at the {obj.position}"
-            samples.append(Sample(scene.image, obj.mask, f"the {obj.color} {obj.shape} {where}"))
+        samples.extend(
+            Sample(scene.image, obj.mask, describe_object(obj.shape, obj.color, obj.position)) for obj in scene.objects
+        )
     return samples
 
 
@@ -65,12 +65,14 @@ def textured_image(width: int, height: int, rng: np.random.Generator) -> Image.I
 @dataclass
 class RecolorPipeline:
     """A fake editor that paints a fixed mask in the colour named at the end of the prompt (as a perfectly trained
-    editor would), recording every prompt it gets."""
+    editor would), recording every prompt and seed it gets."""
 
     mask: np.ndarray
     feather: float = 2.0
     prompts: list[str] = field(default_factory=list)
+    seeds: list[int | None] = field(default_factory=list)
 
-    def edit(self, image: Image.Image, prompt: str) -> Image.Image:
+    def edit(self, image: Image.Image, prompt: str, *, seed: int | None = None) -> Image.Image:
         self.prompts.append(prompt)
+        self.seeds.append(seed)
         return recolor(image, self.mask, NAMED_COLORS[color_words(prompt)[-1]], self.feather)

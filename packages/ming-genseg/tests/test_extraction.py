@@ -139,15 +139,53 @@ def test_clean_mask_component_and_hole_thresholds():
     assert cleaned.sum() == 12 + 40 * 40 - 225
 
 
-def test_median_seeding_drops_thin_speckle_but_keeps_whole_objects():
-    mask = np.zeros((60, 60), dtype=bool)
-    mask[5, 5:55] = True  # a 1-pixel line: no pixel has a recoloured majority around it
-    mask[20:50, 20:50] = True
-    mask[19, 35] = mask[18, 35] = True  # a thin spur attached to the square: part of its component, kept
+def _small_or_thin(size: int, kind: str) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=bool)
+    c = size // 2
+    if kind == "square":  # 15x15 at 512², 30x30 at 1024²: under 0.1 % of the image
+        side = 15 * size // 512
+        mask[c : c + side, c : c + side] = True
+    elif kind == "diagonal":  # a 1-pixel-wide, 8-connected line
+        mask[np.arange(c, c + 120), np.arange(c - 60, c + 60)] = True
+    else:  # a 1- or 2-pixel-wide pole, 120 pixels long
+        mask[c - 60 : c + 60, c : c + int(kind[0])] = True
+    return mask
+
+
+@pytest.mark.parametrize("kind", ["square", "1px", "2px", "diagonal"])
+@pytest.mark.parametrize("size", [512, 1024])
+def test_small_and_thin_objects_come_back_exactly(size, kind):
+    rng = np.random.default_rng(size)
+    image = textured_image(size, size, rng)
+    mask = _small_or_thin(size, kind)
+    assert mask.sum() < 0.001 * size * size  # below min_component_fraction: kept as the largest component
+    for color in ("purple", "yellow"):
+        assert np.array_equal(extract_mask(image, recolor(image, mask, color), color), mask), (color, kind)
+
+
+def test_component_selection():
+    # 100x100: min_component_fraction 0.1 % = 10 pixels, large_component_factor 4 → 40 pixels.
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[50:90, 50:90] = True  # the largest
+    mask[49, 60] = mask[48, 60] = True  # a thin spur on it: part of its component, kept
+    mask[5, 5:55] = True  # 1-px line, 50 pixels: no median seed, but large enough to keep
+    mask[10:12, 5:30] = True  # 2-px line, 50 pixels: kept
+    mask[20, 5:25] = True  # 1-px line, 20 pixels: unseeded and not large, dropped
+    mask[30:34, 5:9] = True  # 16-pixel blob: seeded and at least 10 pixels, kept
+    mask[40:43, 5:8] = True  # 9-pixel blob: under 10 pixels, dropped
     cleaned = clean_mask(mask)
-    assert not cleaned[5].any()
-    assert np.array_equal(cleaned[10:], mask[10:])
-    assert np.array_equal(clean_mask(mask, MaskOptions(median_size=1)), mask)
+    expected = mask.copy()
+    expected[20] = expected[40:43] = False
+    assert np.array_equal(cleaned, expected)
+    without_size_rule = expected.copy()
+    without_size_rule[5] = False  # only the median seed can keep the 1-px line now
+    assert np.array_equal(clean_mask(mask, MaskOptions(large_component_factor=100)), without_size_rule)
+    without_seed = expected.copy()
+    without_seed[20, 5:25] = True  # median off: every component of at least 10 pixels is kept
+    assert np.array_equal(clean_mask(mask, MaskOptions(median_size=1)), without_seed)
+    tiny = np.zeros((100, 100), dtype=bool)
+    tiny[3, 3:6] = tiny[70, 70] = True  # only specks: the largest one is still the painted object
+    assert np.array_equal(np.argwhere(clean_mask(tiny)), [[3, 3], [3, 4], [3, 5]])
 
 
 def test_bad_input_names_the_field():
@@ -157,8 +195,9 @@ def test_bad_input_names_the_field():
         ((image.convert("L"), image, "red"), "reference", "mode 'L'"),
         ((image, image.convert("RGBA"), "red"), "edited", "mode 'RGBA'"),
         ((np.zeros((32, 32, 3), np.uint8), image, "red"), "reference", "PIL.Image.Image"),
-        ((image, image, "violet"), "color", "unknown colour name"),
+        ((image, image, "teal"), "color", "unknown colour name"),
         ((image, image, (0, 0, 256)), "color", "0-255"),
+        ((image, image, b"abc"), "color", "0-255"),
     ]
     for args, field, message in cases:
         with pytest.raises(ValidationError, match=message) as error:
@@ -167,8 +206,24 @@ def test_bad_input_names_the_field():
     with pytest.raises(ValidationError, match="odd") as error:
         MaskOptions(median_size=4)
     assert error.value.errors()[0]["loc"] == ("median_size",)
-    with pytest.raises(ValueError, match="mask must be boolean"):
-        clean_mask(np.full((4, 4), 255))
+    for args, loc, message in [
+        ((np.full((4, 4), 255),), ("mask",), "mask must be boolean"),
+        ((np.zeros((4, 4), bool), {"median_size": 4}), ("options", "median_size"), "odd"),
+    ]:
+        with pytest.raises(ValidationError, match=message) as error:
+            clean_mask(*args)
+        assert error.value.errors()[0]["loc"] == loc
+    mask = np.zeros((9, 9), dtype=bool)
+    mask[1, 1:4] = mask[5:8, 5:8] = True
+    assert np.array_equal(clean_mask(mask, {"median_size": 1}), clean_mask(mask, MaskOptions(median_size=1)))
+
+
+def test_colour_synonyms_and_case_read_as_the_named_colour():
+    image = Image.new("RGB", (20, 20), "white")
+    mask = np.zeros((20, 20), dtype=bool)
+    mask[5:15, 5:15] = True
+    for painted, asked in (("gray", "grey"), ("purple", "violet"), ("red", "Red")):
+        assert np.array_equal(extract_mask(image, recolor(image, mask, painted), asked), mask)
 
 
 def test_hole_filling_matches_scipy_binary_fill_holes():

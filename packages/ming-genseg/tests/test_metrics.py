@@ -56,6 +56,18 @@ def test_empty_masks_have_defined_scores():
     assert (wrong.ciou, wrong.giou) == (0.0, 0.0)
 
 
+def test_precision_counts_only_samples_with_a_target():
+    # ReLA's gRefCOCO evaluation: P@τ over the samples whose target is not empty.
+    empty, box, half = np.zeros((4, 4), bool), _box((4, 4), 0, 2, 0, 2), _box((4, 4), 0, 1, 0, 2)
+    scores = score_masks([empty, box, box, half], [empty, empty, box, box])
+    assert scores.giou == pytest.approx((1.0 + 0.0 + 1.0 + 0.5) / 4)  # every sample
+    assert dict(scores.precision) == {0.5: 1.0, 0.7: 0.5, 0.9: 0.5}  # the two samples with a target
+    no_target = score_masks([empty, box], [empty, empty])
+    assert all(np.isnan(p) for p in no_target.precision.values())
+    with pytest.raises(TypeError):
+        scores.precision[0.5] = 0.0  # read-only
+
+
 def test_streaming_equals_batch_and_masks_may_differ_in_size_between_samples():
     rng = np.random.default_rng(0)
     preds = [rng.random((h, w)) > 0.5 for h, w in ((5, 7), (12, 3), (9, 9))]
@@ -80,5 +92,9 @@ def test_bad_input_is_explained():
         score_masks([box, box], [box])
     with pytest.raises(ValueError, match="no samples"):
         score_masks([], [])
-    with pytest.raises(ValueError, match=r"thresholds must lie in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"thresholds must lie in \(0, 1\], got 1.5"):
         SegmentationMetrics(thresholds=(0.5, 1.5))
+    with pytest.raises(ValueError, match=r"thresholds must be numbers in \(0, 1\], got 'a'"):
+        SegmentationMetrics(thresholds=("a",))
+    with pytest.raises(ValueError, match=r"thresholds must be a sequence .* got 0.5"):
+        SegmentationMetrics(thresholds=0.5)

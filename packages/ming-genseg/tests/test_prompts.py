@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from genseg_helpers import scene_samples
+from genseg_helpers import scene_samples, textured_image
 from PIL import Image
 from pydantic import ValidationError
 
@@ -16,7 +16,9 @@ from ming_genseg import (
     SegmentationOptions,
     SegmentationRequest,
     choose_edit_color,
+    describe_object,
     edit_prompt,
+    synthesize_pair,
 )
 from ming_genseg.colors import _to_lab
 
@@ -36,6 +38,28 @@ def test_edit_prompt_wording(expression, template, prompt):
     assert edit_prompt(expression, "purple", template) == prompt
 
 
+@pytest.mark.parametrize(
+    ("args", "loc", "message"),
+    [
+        (("  ", "purple"), ("expression",), "must not be empty"),
+        (("...", "purple"), ("expression",), "only punctuation"),
+        (("the cat", 3), ("color",), "'purple'"),
+        (("the cat", "black"), ("color",), "'purple'"),
+        (("the cat", "purple", "color {target}"), ("template",), "once each"),
+        (("the cat", "purple", "color {target} {colour}"), ("template",), "no other field"),
+    ],
+)
+def test_edit_prompt_rejects_bad_arguments_naming_them(args, loc, message):
+    with pytest.raises(ValidationError, match=message) as error:
+        edit_prompt(*args)
+    assert error.value.errors()[0]["loc"] == loc
+
+
+def test_describe_object():
+    assert describe_object("circle", "red", "top left") == "the red circle at the top left"
+    assert describe_object("star", "blue", "center") == "the blue star in the center"
+
+
 def test_every_template_has_both_placeholders():
     for template in EDIT_TEMPLATES:
         prompt = edit_prompt("the cat", "green", template)
@@ -46,6 +70,12 @@ def test_every_template_has_both_placeholders():
 
 def _lab(color: str) -> np.ndarray:
     return _to_lab(np.array(NAMED_COLORS[color], dtype=np.uint8))
+
+
+def test_lab_values_match_the_cielab_reference():
+    # sRGB → CIELAB (D50, as littleCMS computes it), to the 8-bit Lab steps: catches a change in Pillow's transform.
+    lab = _to_lab(np.array([[255, 0, 0], [0, 0, 255], [255, 255, 255]], dtype=np.uint8))
+    np.testing.assert_allclose(lab, [[54.1, 81, 70], [29.4, 68, -112], [100, 0, 0]], atol=1)
 
 
 def test_the_choice_contrasts_with_the_background():
@@ -72,10 +102,17 @@ def test_on_scenes_the_choice_is_far_from_every_object_and_the_background():
 
 
 def test_the_choice_does_not_depend_on_image_size():
-    for sample in scene_samples(4, 1, 64):
-        small = choose_edit_color(sample.image)
-        assert choose_edit_color(sample.image.resize((512, 512), Image.Resampling.NEAREST)) == small
-        assert choose_edit_color(sample.image.resize((300, 173), Image.Resampling.NEAREST)) == small
+    # A textured image with a patch of each of two palette colours: a resampling filter mixes colours at every
+    # edge and changes the pixel noise, and the choice must survive that.
+    rng = np.random.default_rng(1)
+    pixels = np.asarray(textured_image(96, 96, rng)).copy()
+    pixels[10:40, 10:40] = NAMED_COLORS["purple"]
+    pixels[50:80, 50:80] = NAMED_COLORS["blue"]
+    image = Image.fromarray(pixels, "RGB")
+    chosen = choose_edit_color(image)
+    assert chosen not in ("purple", "blue")
+    for size in ((512, 512), (300, 173), (61, 77)):
+        assert choose_edit_color(image.resize(size, Image.Resampling.LANCZOS)) == chosen, size
 
 
 def test_colours_named_in_the_expression_are_never_chosen():
@@ -88,6 +125,19 @@ def test_colours_named_in_the_expression_are_never_chosen():
         choose_edit_color(white, ("red", "blue"), exclude=("blue", "red"))
     forced = SegmentationRequest(image=white, expression="the red cup", options=SegmentationOptions(color="red"))
     assert forced.edit().prompt == "color the red cup red"  # an explicit colour is the caller's choice
+
+
+def test_no_palette_colour_left_is_a_field_error_at_options():
+    image = Image.new("RGB", (8, 8))
+    options = SegmentationOptions(palette=("red", "blue"))
+    request = SegmentationRequest(image=image, expression="the red cup by the grey and blue box", options=options)
+    with pytest.raises(ValidationError, match="named in the expression") as error:
+        request.edit()
+    assert error.value.errors()[0]["loc"] == ("options",)
+    mask = np.zeros((8, 8), dtype=bool)
+    with pytest.raises(ValidationError, match="named in the expression") as error:
+        synthesize_pair(image, mask, "the violet cup", {"palette": ("purple",)})
+    assert error.value.errors()[0]["loc"] == ("options",)
 
 
 def test_request_edit_uses_the_options():
@@ -115,7 +165,7 @@ def test_request_edit_uses_the_options():
         ({"options": {"color": "violet"}}, ("options", "color"), "purple"),
         ({"options": {"palette": ()}}, ("options", "palette"), "at least 1"),
         ({"options": {"mask": {"radius": 1.5}}}, ("options", "mask", "radius"), "less than 1"),
-        ({"options": {"palette": ("red",)}, "expression": "the red cup"}, ("options",), "named in the expression"),
+        ({"expression": " ...!? "}, ("expression",), "only punctuation"),
         ({"prompt": "x"}, ("prompt",), "Extra inputs"),
     ],
 )

@@ -36,6 +36,8 @@ from .prompts import (
     EditOptions,
     SegmentationOptions,
     SegmentationRequest,
+    Template,
+    describe_object,
     edit_prompt,
 )
 from .synthesis import EditingPair, PairOptions, recolor, synthesize_pair
@@ -63,10 +65,12 @@ __all__ = [
     "SegmentationOptions",
     "SegmentationRequest",
     "SegmentationScores",
+    "Template",
     "choose_edit_color",
     "clean_mask",
     "color_threshold_segment",
     "color_words",
+    "describe_object",
     "edit_prompt",
     "extract_mask",
     "mask_iou",

@@ -44,6 +44,8 @@ def _expression(value: Any) -> str:
     collapsed = " ".join(value.split())
     if not collapsed:
         raise ValueError("must not be empty (a referring expression such as 'the red circle on the left')")
+    if not any(char.isalnum() for char in collapsed):
+        raise ValueError(f"must name something (a word or number), got only punctuation {value!r}")
     return collapsed
 
 
@@ -63,7 +65,7 @@ RGBImage = Annotated[Image.Image, PlainValidator(_rgb_image)]
 """A non-empty PIL image in mode ``"RGB"``."""
 
 Expression = Annotated[str, PlainValidator(_expression)]
-"""A non-empty referring expression, whitespace runs collapsed to one space."""
+"""A referring expression with at least one word, whitespace runs collapsed to one space."""
 
 BoolMask = Annotated[np.ndarray, PlainValidator(lambda value: as_mask(value, "mask"))]
 """A 2-D boolean mask (0/1 arrays are converted)."""

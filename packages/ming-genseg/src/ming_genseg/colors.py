@@ -106,11 +106,15 @@ def _to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def _color_rgb(value: Any) -> RGB:
     if isinstance(value, str):
-        if value not in NAMED_COLORS:
+        name = _SYNONYMS.get(value.lower(), value.lower())  # the same names color_words reads in an expression
+        if name not in NAMED_COLORS:
             raise ValueError(
                 f"unknown colour name {value!r}; use one of {', '.join(NAMED_COLORS)} or an (r, g, b) triple"
             )
-        return NAMED_COLORS[value]
+        return NAMED_COLORS[name]
+    # Bytes iterate as integers (b"abc" would read as (97, 98, 99)): never a colour.
+    if isinstance(value, bytes | bytearray):
+        raise ValueError(f"must be a colour name or an (r, g, b) triple of integers in 0-255, got {value!r}")
     try:
         rgb = tuple(int(channel) for channel in value)
         exact = all(a == b for a, b in zip(rgb, value, strict=True))
@@ -122,7 +126,8 @@ def _color_rgb(value: Any) -> RGB:
 
 
 ColorSpec = Annotated[ColorName | RGB, PlainValidator(_color_rgb)]
-"""A colour given by name (:data:`NAMED_COLORS`) or as an ``(r, g, b)`` triple; validated to its RGB value."""
+"""A colour given by name (:data:`NAMED_COLORS`, any case; ``"grey"`` and ``"violet"`` read as gray and purple, as in
+:func:`color_words`) or as an ``(r, g, b)`` triple; validated to its RGB value."""
 
 
 def color_words(text: str) -> tuple[ColorName, ...]:

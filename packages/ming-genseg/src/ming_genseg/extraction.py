@@ -21,12 +21,18 @@ patches of them inside an object come back with the hole filling below. An uncha
 
 **Cleanup** (:func:`clean_mask`, scipy.ndimage), in this order:
 
-1. *Median smoothing, used as a seed.* ``median_filter`` (``median_size`` × ``median_size``, default 3) keeps pixels
-   whose neighbourhood is mostly recoloured. Filtering the mask itself would also shave the corners and thin tips of
-   real objects, so it only selects components: every 8-connected component of the raw mask that holds at least one
-   median-surviving pixel is kept whole, and scattered speckle (no such pixel) is dropped.
-2. *Small components removed*: components under ``min_component_fraction`` of the image area (default 0.1 %).
-3. *Holes filled*: enclosed background regions (4-connected, not touching the border) of at most
+1. *Components*, 8-connected, each kept or dropped whole (so corners and thin tips of real objects survive):
+
+   - the largest one is always kept: it is the painted object however small (a 15 × 15 object is 0.09 % of a
+     512² image) or thin, and an edit that painted nothing has no component at all;
+   - any other at least ``large_component_factor`` × ``min_component_fraction`` of the image (default 4 × 0.1 %)
+     is kept: that is too big for speckle, even when it is a 1-pixel-wide pole the median below would erase;
+   - any other at least ``min_component_fraction`` of the image is kept when the *median seed* marks it:
+     ``median_filter`` (``median_size`` × ``median_size``, default 3) keeps pixels whose neighbourhood is mostly
+     recoloured, which scattered speckle and short streaks never have;
+   - smaller ones are dropped.
+
+2. *Holes filled*: enclosed background regions (4-connected, not touching the border) of at most
    ``max_hole_fraction`` of the image area (default 0.1 %). Larger holes are kept: they are usually real, e.g. an
    object partly covered by another.
 
@@ -39,7 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage
 
-from ._validation import RGBImage, as_mask, checked, field_error
+from ._validation import BoolMask, RGBImage, checked, field_error
 from .colors import RGB, ColorSpec
 
 __all__ = ["MaskOptions", "clean_mask", "extract_mask"]
@@ -61,9 +67,14 @@ class MaskOptions(BaseModel):
         le=441.0,
         description="Pixels whose reference colour is closer than this to the target (RGB units) cannot show the edit.",
     )
-    median_size: int = Field(3, ge=1, le=15, description="Median window (odd) that seeds the kept components; 1: off.")
+    median_size: int = Field(
+        3, ge=1, le=15, description="Median window (odd) that must mark a small component for it to be kept; 1: off."
+    )
     min_component_fraction: float = Field(
-        0.001, ge=0.0, lt=1.0, description="Drop recoloured components smaller than this fraction of the image."
+        0.001, ge=0.0, lt=1.0, description="Drop components (but the largest) smaller than this fraction of the image."
+    )
+    large_component_factor: float = Field(
+        4.0, ge=1.0, description="Components of at least this × min_component_fraction are kept without a median seed."
     )
     max_hole_fraction: float = Field(
         0.001, ge=0.0, le=1.0, description="Fill enclosed holes up to this fraction of the image."
@@ -77,8 +88,9 @@ class MaskOptions(BaseModel):
         return size
 
 
-def clean_mask(mask: np.ndarray, options: MaskOptions | None = None) -> np.ndarray:
-    """Median-seeded component selection, small-component removal and hole filling (module docstring, steps 1–3).
+@checked
+def clean_mask(mask: BoolMask, options: MaskOptions | None = None) -> np.ndarray:
+    """Component selection and hole filling (module docstring, steps 1–2).
 
     Args:
         mask: ``(H, W)`` boolean mask (0/1 arrays accepted).
@@ -86,22 +98,27 @@ def clean_mask(mask: np.ndarray, options: MaskOptions | None = None) -> np.ndarr
 
     Returns:
         A new ``(H, W)`` bool mask.
+
+    Raises:
+        pydantic.ValidationError: a bad argument, named in the error (``mask`` not 2-D or not boolean).
     """
-    mask = as_mask(mask, "mask").copy()
     options = options or MaskOptions()
     area = mask.size
     labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
-    if count:
-        keep = np.bincount(labels.ravel(), minlength=count + 1) >= options.min_component_fraction * area
-        if options.median_size > 1:
-            seeds = ndimage.median_filter(mask.view(np.uint8), size=options.median_size).view(bool)
-            seeded = np.zeros(count + 1, dtype=bool)
-            seeded[labels[seeds]] = True
-            keep &= seeded
-        keep[0] = False
-        mask = keep[labels]
-    # Holes = 4-connected background components that do not touch the border (what binary_fill_holes fills;
-    # labelling finds them in one pass where its iterated propagation takes several times longer at 1024²).
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[0] = 0  # the background
+    kept_small = sizes >= options.min_component_fraction * area
+    if options.median_size > 1:
+        seeds = ndimage.median_filter(mask.view(np.uint8), size=options.median_size).view(bool)
+        seeded = np.zeros(count + 1, dtype=bool)
+        seeded[labels[seeds]] = True
+        kept_small &= seeded
+    keep = kept_small | (sizes >= options.large_component_factor * options.min_component_fraction * area)
+    keep[sizes.argmax()] = True
+    keep[0] = False
+    mask = keep[labels]  # a new array: the caller's mask is not filled in place below
+    # Holes = 4-connected background components that do not touch the border, as binary_fill_holes finds them;
+    # labelling them gives each one's size, which max_hole_fraction needs and binary_fill_holes does not report.
     holes, count = ndimage.label(~mask)
     if count:
         fill = np.bincount(holes.ravel(), minlength=count + 1) <= options.max_hole_fraction * area
@@ -147,5 +164,4 @@ def extract_mask(
         message = f"is {edited.width}x{edited.height} but reference is {reference.width}x{reference.height}"
         raise field_error("extract_mask", "edited", message, edited)
     options = options or MaskOptions()
-    raw = _recolored(np.asarray(reference), np.asarray(edited), color, options)
-    return clean_mask(raw, options)
+    return clean_mask(_recolored(np.asarray(reference), np.asarray(edited), color, options), options)

@@ -4,18 +4,23 @@ For samples ``i`` with intersection ``I_i = |P_i ∩ T_i|`` and union ``U_i = |P
 
 - **cIoU** (cumulative or "overall" IoU) ``= Σ I_i / Σ U_i``: large objects weigh more.
 - **gIoU** (generalised or "mean" IoU) ``= mean_i I_i / U_i``: every sample weighs the same.
-- **P@τ** ``= fraction of samples with IoU ≥ τ``, for τ = 0.5, 0.7, 0.9 (``≥``, as in LAVT's evaluation code).
+- **P@τ** ``= fraction of the samples with a non-empty target whose IoU ≥ τ``, for τ = 0.5, 0.7, 0.9 (``≥``, as in
+  LAVT's evaluation code).
 
 **Empty masks.** RefCOCO targets are never empty; for the no-target samples of generalised referring segmentation
 (gRefCOCO) a sample whose prediction and target are both empty is right, so its IoU is 1.0 (it adds 0 to both cIoU
 sums); an empty target with a non-empty prediction, or the reverse, has IoU 0. If every sample is empty on both sides
-the cIoU is 1.0. With no samples at all the scores are undefined and :meth:`SegmentationMetrics.compute` raises.
+the cIoU is 1.0. P@τ follows ReLA's gRefCOCO evaluation: it measures how well present objects are segmented, so
+samples with an empty target are left out of it (numerator and denominator); with no such sample it is NaN. With no
+samples at all the scores are undefined and :meth:`SegmentationMetrics.compute` raises.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -50,7 +55,7 @@ class SegmentationScores:
     Attributes:
         ciou: cumulative intersection over cumulative union.
         giou: mean per-sample IoU.
-        precision: ``{τ: fraction of samples with IoU ≥ τ}``.
+        precision: read-only ``{τ: fraction of the samples with a non-empty target whose IoU ≥ τ}`` (NaN if none).
         n: number of samples.
     """
 
@@ -71,14 +76,23 @@ class SegmentationMetrics:
     """
 
     def __init__(self, thresholds: Sequence[float] = PRECISION_THRESHOLDS) -> None:
-        """Start empty; ``thresholds`` are the IoU levels of the precision scores, each in (0, 1]."""
+        """Start empty; ``thresholds`` are the IoU levels of the precision scores, each a number in (0, 1].
+
+        Raises:
+            ValueError: ``thresholds`` is not a sequence of numbers in (0, 1].
+        """
+        if not isinstance(thresholds, Sequence) or isinstance(thresholds, str):
+            raise ValueError(f"thresholds must be a sequence of numbers in (0, 1], e.g. (0.5,), got {thresholds!r}")
         for threshold in thresholds:
+            if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+                raise ValueError(f"thresholds must be numbers in (0, 1], got {threshold!r}")
             if not 0.0 < threshold <= 1.0:
                 raise ValueError(f"thresholds must lie in (0, 1], got {threshold}")
-        self.thresholds = tuple(thresholds)
+        self.thresholds = tuple(float(threshold) for threshold in thresholds)
         self._intersection = 0
         self._union = 0
         self._ious: list[float] = []
+        self._has_target: list[bool] = []
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> float:
         """Add one sample (``(H, W)`` boolean masks of the same shape); returns its IoU.
@@ -90,6 +104,7 @@ class SegmentationMetrics:
         self._intersection += intersection
         self._union += union
         self._ious.append(_iou(intersection, union))
+        self._has_target.append(bool(np.any(target)))
         return self._ious[-1]
 
     def compute(self) -> SegmentationScores:
@@ -101,8 +116,13 @@ class SegmentationMetrics:
         if not self._ious:
             raise ValueError("no samples: call update(pred, target) at least once")
         ious = np.asarray(self._ious)
-        precision = {threshold: float(np.mean(ious >= threshold)) for threshold in self.thresholds}
-        return SegmentationScores(_iou(self._intersection, self._union), float(ious.mean()), precision, len(ious))
+        present = ious[np.asarray(self._has_target)]
+        precision = {
+            threshold: float(np.mean(present >= threshold)) if present.size else float("nan")
+            for threshold in self.thresholds
+        }
+        ciou = _iou(self._intersection, self._union)
+        return SegmentationScores(ciou, float(ious.mean()), MappingProxyType(precision), len(ious))
 
 
 def score_masks(

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import Annotated
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ._validation import Expression, RGBImage, field_error
+from ._validation import Expression, RGBImage, checked, field_error
 from .colors import EDIT_COLORS, NAMED_COLORS, RGB, EditColorName, choose_edit_color, color_words
 from .extraction import MaskOptions
 
@@ -29,6 +30,8 @@ __all__ = [
     "EditOptions",
     "SegmentationOptions",
     "SegmentationRequest",
+    "Template",
+    "describe_object",
     "edit_prompt",
 ]
 
@@ -52,18 +55,50 @@ _DETERMINERS = frozenset(
 _TRAILING = ".!?;:, "
 
 
-def edit_prompt(expression: str, color: str, template: str = DEFAULT_TEMPLATE) -> str:
+def _check_template(template: str) -> str:
+    try:
+        fields = sorted(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
+    except ValueError as error:
+        raise ValueError(f"template {template!r} is not a valid format string ({error})") from None
+    if fields != ["color", "target"]:
+        raise ValueError(f"template must hold {{target}} and {{color}} once each and no other field, got {template!r}")
+    return template
+
+
+Template = Annotated[str, AfterValidator(_check_template)]
+"""An edit instruction with the placeholders ``{target}`` and ``{color}``, once each, e.g. :data:`DEFAULT_TEMPLATE`."""
+
+
+@checked
+def edit_prompt(expression: Expression, color: EditColorName, template: Template = DEFAULT_TEMPLATE) -> str:
     """The edit instruction for ``expression`` painted in ``color`` (rule in the module docstring).
 
     >>> edit_prompt("The banana.", "purple")
     'color the banana purple'
     >>> edit_prompt("man on left", "green", "paint {target} {color}")
     'paint the man on left green'
+
+    Raises:
+        pydantic.ValidationError: a bad argument, named in the error (blank or punctuation-only ``expression``,
+            ``color`` not an :data:`~ming_genseg.EditColorName`, ``template`` without both placeholders).
     """
-    target = " ".join(expression.split()).rstrip(_TRAILING)
+    target = expression.rstrip(_TRAILING)
     first, _, rest = target.partition(" ")
     target = f"{first.lower()} {rest}".rstrip() if first.lower() in _DETERMINERS else f"the {target}"
     return template.format(target=target, color=color)
+
+
+@checked
+def describe_object(shape: str, color: str, position: str) -> str:
+    """A referring expression from an object's attributes, as synthetic scenes label them.
+
+    >>> describe_object("circle", "red", "top left")
+    'the red circle at the top left'
+    >>> describe_object("square", "blue", "center")
+    'the blue square in the center'
+    """
+    where = "in the center" if position == "center" else f"at the {position}"
+    return f"the {color} {shape} {where}"
 
 
 @dataclass(frozen=True)
@@ -90,20 +125,7 @@ class EditOptions(BaseModel):
     palette: tuple[EditColorName, ...] = Field(
         EDIT_COLORS, min_length=1, description="Candidates of the automatic choice, preferred first."
     )
-    template: str = Field(DEFAULT_TEMPLATE, description="Instruction with {target} and {color} placeholders.")
-
-    @field_validator("template")
-    @classmethod
-    def _check_template(cls, template: str) -> str:
-        try:
-            fields = sorted(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
-        except ValueError as error:
-            raise ValueError(f"template {template!r} is not a valid format string ({error})") from None
-        if fields != ["color", "target"]:
-            raise ValueError(
-                f"template must hold {{target}} and {{color}} once each and no other field, got {template!r}"
-            )
-        return template
+    template: Template = Field(DEFAULT_TEMPLATE, description="Instruction with {target} and {color} placeholders.")
 
 
 class SegmentationOptions(EditOptions):
@@ -112,8 +134,18 @@ class SegmentationOptions(EditOptions):
     mask: MaskOptions = Field(default_factory=MaskOptions, description="Mask extraction thresholds.")
 
 
-def _instruction(image: Image.Image, expression: str, options: EditOptions) -> EditInstruction:
-    color = options.color or choose_edit_color(image, options.palette, exclude=color_words(expression))
+def _instruction(title: str, image: Image.Image, expression: str, options: EditOptions) -> EditInstruction:
+    """The edit for ``expression``; a field error at ``options`` (titled ``title``) when no palette colour is left."""
+    color = options.color
+    if color is None:
+        named = color_words(expression)
+        if set(options.palette) <= set(named):
+            message = (
+                f"every colour of options.palette {options.palette} is named in the expression, so none would show "
+                "as an edit; add palette colours or set options.color"
+            )
+            raise field_error(title, "options", message, options)
+        color = choose_edit_color(image, options.palette, exclude=named)
     return EditInstruction(edit_prompt(expression, color, options.template), color, NAMED_COLORS[color])
 
 
@@ -121,8 +153,8 @@ class SegmentationRequest(BaseModel):
     """One referring-segmentation request: which object of which image.
 
     Bad input raises ``pydantic.ValidationError`` located at the field: ``image`` not a PIL image, not mode
-    ``"RGB"`` or empty; ``expression`` not a string or blank; options out of range; no palette colour left once the
-    colours named in the expression are set aside.
+    ``"RGB"`` or empty; ``expression`` not a string, blank or only punctuation; options out of range. :meth:`edit`
+    raises one at ``options`` when no palette colour is left once the colours the expression names are set aside.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -131,17 +163,10 @@ class SegmentationRequest(BaseModel):
     expression: Expression = Field(description="Referring expression, e.g. 'the red circle on the left'.")
     options: SegmentationOptions = Field(default_factory=SegmentationOptions, description="Edit and mask options.")
 
-    @model_validator(mode="after")
-    def _palette_left(self) -> SegmentationRequest:
-        named = color_words(self.expression)
-        if self.options.color is None and set(self.options.palette) <= set(named):
-            message = (
-                f"every colour of options.palette {self.options.palette} is named in the expression, so none would "
-                "show as an edit; add palette colours or set options.color"
-            )
-            raise field_error(type(self).__name__, "options", message, self.options)
-        return self
-
     def edit(self) -> EditInstruction:
-        """The colouring edit for this request: prompt, colour name and its RGB."""
-        return _instruction(self.image, self.expression, self.options)
+        """The colouring edit for this request: prompt, colour name and its RGB.
+
+        Raises:
+            pydantic.ValidationError: at ``options``, when every palette colour is named in the expression.
+        """
+        return _instruction(type(self).__name__, self.image, self.expression, self.options)

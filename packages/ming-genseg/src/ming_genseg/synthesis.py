@@ -30,15 +30,15 @@ from .prompts import EditOptions, _instruction
 
 __all__ = ["EditingPair", "PairOptions", "recolor", "synthesize_pair"]
 
-_MAX_FEATHER = 8.0  # wider ramps leave too little margin at the ½ crossing for 8-bit rounding at low contrast
+# Up to 8: wider ramps leave too little margin at the ½ crossing for 8-bit rounding at low contrast.
+_Feather = Annotated[float, Field(ge=0.0, le=8.0)]
+"""Width of the anti-aliased edge ramp in pixels (0–8); up to 1 is a hard edge."""
 
 
 class PairOptions(EditOptions):
     """Options of :func:`synthesize_pair`: the edit's wording and colour, and the edge width."""
 
-    feather: float = Field(
-        2.0, ge=0.0, le=_MAX_FEATHER, description="Width of the anti-aliased edge ramp, pixels; up to 1: hard edge."
-    )
+    feather: _Feather = Field(2.0, description="Width of the anti-aliased edge ramp, pixels; up to 1: hard edge.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,10 +79,15 @@ def _edge_alpha(mask: np.ndarray, feather: float) -> np.ndarray:
     return np.clip(0.5 + signed / feather, 0.0, 1.0)
 
 
+def _paint(image: Image.Image, mask: np.ndarray, rgb: RGB, feather: float) -> Image.Image:
+    alpha = _edge_alpha(mask, feather)[..., None]
+    pixels = np.asarray(image, dtype=np.float32)
+    blended = alpha * np.asarray(rgb, dtype=np.float32) + (1.0 - alpha) * pixels
+    return Image.fromarray(np.rint(blended).astype(np.uint8), "RGB")
+
+
 @checked
-def recolor(
-    image: RGBImage, mask: BoolMask, color: ColorSpec, feather: Annotated[float, Field(ge=0.0, le=_MAX_FEATHER)] = 2.0
-) -> Image.Image:
+def recolor(image: RGBImage, mask: BoolMask, color: ColorSpec, feather: _Feather = 2.0) -> Image.Image:
     """``image`` with the pixels of ``mask`` painted ``color`` (a name of :data:`~ming_genseg.NAMED_COLORS` or an
     ``(r, g, b)`` triple), the edge anti-aliased over ``feather`` pixels (module docstring).
 
@@ -90,10 +95,7 @@ def recolor(
         pydantic.ValidationError: a bad argument, named in the error (e.g. ``mask`` not the image's size).
     """
     _check_mask_size("recolor", image, mask)
-    alpha = _edge_alpha(mask, feather)[..., None]
-    pixels = np.asarray(image, dtype=np.float32)
-    blended = alpha * np.asarray(color, dtype=np.float32) + (1.0 - alpha) * pixels
-    return Image.fromarray(np.rint(blended).astype(np.uint8), "RGB")
+    return _paint(image, mask, color, feather)
 
 
 @checked
@@ -107,10 +109,11 @@ def synthesize_pair(
 
     Raises:
         pydantic.ValidationError: a bad argument, named in the error (non-RGB image, ``mask`` not boolean or not the
-            image's size, blank ``expression``).
+            image's size, blank ``expression``, no palette colour left at ``options`` once the colours the
+            expression names are set aside).
     """
     options = options or PairOptions()
     _check_mask_size("synthesize_pair", image, mask)
-    instruction = _instruction(image, expression, options)
-    edited = recolor(image, mask, instruction.rgb, options.feather)
+    instruction = _instruction("synthesize_pair", image, expression, options)
+    edited = _paint(image, mask, instruction.rgb, options.feather)
     return EditingPair(image, edited, instruction.prompt, expression, mask, instruction.color, instruction.rgb)
