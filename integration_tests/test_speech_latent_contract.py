@@ -1,7 +1,8 @@
 """The speech-latent contract between ming-speech-tokenizer and ming-tts-head: (B, frames, 64) at 50 Hz.
 
 The TTS head trains on the tokenizer's latents of real (espeak-ng) speech, and its streamed patches decoded one by
-one through the tokenizer's streaming decoder give exactly the tokenizer's full decoding of the same latents.
+one through the tokenizer's streaming decoder (reset first, flushed into the last chunk by ``stream_speech``) give
+exactly the tokenizer's full decoding of the same latents, utterance after utterance with one decoder.
 """
 
 from __future__ import annotations
@@ -43,15 +44,18 @@ def test_tts_head_trains_on_tokenizer_latents_of_real_speech():
     assert losses[-1] < losses[0]
 
 
-def test_streamed_patches_decode_like_the_whole_utterance():
+def test_streamed_patches_decode_like_the_whole_utterance_with_one_reused_decoder():
     tokenizer, head = _models()
     head.eval()
     decoder = StreamingDecoder(tokenizer)
-    options = GenerationOptions(min_patches=3, max_patches=3)
-    chunks = list(stream_speech(head, [5, 6, 7], options, decoder=decoder.step))
-    latents = torch.cat([chunk.latents for chunk in chunks], dim=1)
-    streamed = torch.cat([*(chunk.audio for chunk in chunks), decoder.flush()], dim=-1)
-    whole = tokenizer.decode(latents)
-    assert latents.shape == (1, 3 * head.config.patch_size, 64)
-    assert streamed.shape == whole.shape
-    torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-4)
+    for text, patches in (([5, 6, 7], 3), ([9, 8], 2)):
+        decoder.step(torch.randn(1, 2, 64))  # an abandoned stream's state, which stream_speech must reset
+        options = GenerationOptions(min_patches=patches, max_patches=patches)
+        chunks = list(stream_speech(head, text, options, decoder=decoder))
+        latents = torch.cat([chunk.latents for chunk in chunks], dim=1)
+        streamed = torch.cat([chunk.audio for chunk in chunks], dim=-1)
+        whole = tokenizer.decode(latents)
+        assert latents.shape == (1, patches * head.config.patch_size, 64)
+        assert chunks[-1].latents.shape[1] == 0  # the tail chunk: the decoder's flushed latency
+        assert streamed.shape == whole.shape
+        torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-4)

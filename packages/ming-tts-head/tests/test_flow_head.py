@@ -19,10 +19,14 @@ def _inputs(config, n=3, seed=0):
 def test_cfg_scale_one_is_the_conditional_branch_and_zero_the_unconditional(tiny_model, tiny_config):
     head = tiny_model.flow_head
     noisy, t, condition, history, present = _inputs(tiny_config)
+    batch_sizes = []
+    hook = head.transformer.register_forward_hook(lambda module, args, out: batch_sizes.append(out.shape[0]))
     with torch.no_grad():
         conditional = head(noisy, t, condition, history, present)
+        assert torch.equal(head.guided_velocity(noisy, t, condition, history, present, 1.0), conditional)
+        hook.remove()
+        assert batch_sizes == [3, 3]  # scale 1 skips the unconditional branch
         unconditional = head(noisy, t, head.null_condition.expand_as(condition), history, present)
-        assert torch.allclose(head.guided_velocity(noisy, t, condition, history, present, 1.0), conditional, atol=1e-6)
         assert torch.allclose(
             head.guided_velocity(noisy, t, condition, history, present, 0.0), unconditional, atol=1e-6
         )

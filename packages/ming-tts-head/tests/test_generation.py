@@ -114,11 +114,91 @@ def test_decoder_gets_each_patch_in_order_and_its_audio_is_yielded(tiny_model):
         return latents.mean(-1).repeat_interleave(320, dim=1)  # 320 samples per 50 Hz frame
 
     chunks = list(stream_speech(tiny_model, TEXTS[0], GenerationOptions(min_patches=3, max_patches=3), decoder))
-    assert len(seen) == 3
+    assert len(seen) == len(chunks) == 3  # a plain callable has nothing to flush: no tail chunk
     assert all(s.shape == (1, 4, 64) for s in seen)
     for chunk, latents in zip(chunks, seen, strict=True):
         assert torch.equal(chunk.latents, latents)
         assert chunk.audio.shape == (1, 4 * 320)
+
+
+class _LaggingDecoder:
+    """A stateful decoder with one frame of latency: each step returns the frame mean of the previous frames and
+    holds back the last one, which ``flush`` returns."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+        self.held: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.held = None
+
+    def step(self, latents: torch.Tensor) -> torch.Tensor:
+        audio = latents.mean(-1)
+        if self.held is not None:
+            audio = torch.cat([self.held, audio], dim=-1)
+        self.held = audio[:, -1:]
+        return audio[:, :-1]
+
+    def flush(self) -> torch.Tensor:
+        tail, self.held = self.held, None
+        return tail
+
+
+def test_a_stateful_decoder_is_reset_first_and_flushed_into_a_tail_chunk(tiny_model):
+    options = GenerationOptions(min_patches=3, max_patches=3)
+    decoder = _LaggingDecoder()
+    chunks = list(stream_speech(tiny_model, TEXTS[0], options, decoder))
+    assert decoder.resets == 1
+    assert [c.index for c in chunks] == [0, 1, 2, 3]
+    tail = chunks[-1]
+    assert tail.latents.shape == (1, 0, 64)
+    assert tail.stop_probability is None
+    latents = torch.cat([c.latents for c in chunks], dim=1)
+    assert latents.shape == (1, 12, 64)
+    assert torch.equal(torch.cat([c.audio for c in chunks], dim=-1), latents.mean(-1))  # nothing lost at the end
+    decoder.step(torch.ones(1, 4, 64))  # an abandoned utterance leaves state behind
+    again = list(stream_speech(tiny_model, TEXTS[0], options, decoder))
+    assert decoder.resets == 2
+    assert all(torch.equal(a.audio, b.audio) for a, b in zip(chunks, again, strict=True))
+
+
+def test_requests_are_checked_before_the_first_patch_is_asked_for(tiny_model):
+    with pytest.raises(ValidationError, match="text_ids"):
+        stream_speech(tiny_model, [])
+    with pytest.raises(TypeError, match="decoder"):
+        stream_speech(tiny_model, [1], decoder=object())
+    options = GenerationOptions(min_patches=0, max_patches=tiny_model.config.max_position_embeddings - 4)
+    stream_speech(tiny_model, [1, 2, 3], options)  # 3 + separator + max_patches fits exactly
+    with pytest.raises(ValueError, match=r"request: .*max_position_embeddings=1024"):
+        stream_speech(tiny_model, [1, 2, 3, 4], options)
+    with pytest.raises(ValueError, match=r"requests\[0\]: .*prompt patches \(2\).*max_position_embeddings"):
+        synthesize(tiny_model, [SpeechRequest(text_ids=[1, 2], prompt_latents=torch.zeros(9, 64))], options)
+
+
+def test_generation_stops_at_max_patches_without_another_backbone_or_aggregator_pass(tiny_model):
+    calls = {"backbone": 0, "aggregator": 0}
+    hooks = [
+        getattr(tiny_model, name).register_forward_hook(
+            lambda m, a, o, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
+        for name in calls
+    ]
+    chunks = list(stream_speech(tiny_model, TEXTS[0], GenerationOptions(min_patches=3, max_patches=3)))
+    for hook in hooks:
+        hook.remove()
+    assert len(chunks) == 3
+    assert calls == {"backbone": 3, "aggregator": 2}  # the state after the last patch is never needed
+
+
+def test_a_request_seed_overrides_the_options_seed_and_streams_like_the_batch(tiny_model):
+    options = GenerationOptions(min_patches=2, max_patches=2, seed=1)
+    requests = [SpeechRequest(text_ids=TEXTS[1], seed=1), SpeechRequest(text_ids=TEXTS[1], seed=2), TEXTS[1]]
+    own, other, default = synthesize(tiny_model, requests, options)
+    assert torch.equal(own, default)
+    assert not torch.allclose(own, other, atol=1e-3)
+    streamed = torch.cat([c.latents for c in stream_speech(tiny_model, requests[1], options)], dim=1)
+    assert torch.allclose(streamed, other, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -128,6 +208,7 @@ def test_decoder_gets_each_patch_in_order_and_its_audio_is_yielded(tiny_model):
         ({"cfg_scale": -1.0}, "cfg_scale"),
         ({"steps": 4}, "steps"),
         ({"max_patches": 0}, "max_patches"),
+        ({"min_patches": 5, "max_patches": 3}, "must be at least min_patches"),
     ],
 )
 def test_bad_options_name_the_field(options, field):
@@ -138,8 +219,6 @@ def test_bad_options_name_the_field(options, field):
 def test_bad_requests_name_the_field(tiny_model):
     with pytest.raises(ValidationError, match="text_ids"):
         synthesize(tiny_model, [[]])
-    with pytest.raises(ValidationError, match="text_ids"):
-        next(stream_speech(tiny_model, []))
     with pytest.raises(ValueError, match=r"requests\[1\]\.text_ids"):
         synthesize(tiny_model, [[1], [tiny_model.config.vocab_size]])
     with pytest.raises(ValidationError, match="prompt_latents"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ming_tts_head import TTSHeadConfig, TTSHeadModel, history_windows
+from ming_tts_head import GenerationOptions, SpeechRequest, TTSHeadConfig, TTSHeadModel, history_windows, synthesize
 
 
 def _batch(config, seed=0):
@@ -38,6 +38,9 @@ def test_padding_content_does_not_change_the_loss(tiny_model, tiny_config):
     latents[1, 10:] = 5.0
     moved = _loss(tiny_model, text_ids, latents, text_lengths, latent_lengths)
     assert torch.allclose(base.loss, moved.loss, atol=1e-6)
+    latents[1, 10:] = float("nan")
+    latents[1, 12] = float("inf")
+    assert torch.allclose(base.loss, _loss(tiny_model, text_ids, latents, text_lengths, latent_lengths).loss, atol=1e-6)
     latents[1, 9] += 1.0  # a real frame
     assert not torch.allclose(
         base.flow_loss, _loss(tiny_model, text_ids, latents, text_lengths, latent_lengths).flow_loss
@@ -58,6 +61,44 @@ def test_eval_has_no_condition_dropout_and_training_uses_the_null_condition(tiny
     dropped = (used[-1] == model.flow_head.null_condition).all(-1)
     hook.remove()
     assert 0 < int(dropped.sum()) < dropped.numel()
+
+
+def _flow_head_inputs(model, call):
+    """Run ``call()`` and return the (condition, history, history mask) of every flow-head forward."""
+    seen = []
+    hook = model.flow_head.register_forward_hook(lambda m, args, out: seen.append(args[2:5]))
+    with torch.no_grad():
+        call()
+    hook.remove()
+    return seen
+
+
+def test_a_patch_conditions_only_the_patches_after_it(tiny_model, tiny_config):
+    text_ids, latents = torch.tensor([[3, 4, 5]]), torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(2))
+    ((base, _, _),) = _flow_head_inputs(tiny_model, lambda: _loss(tiny_model, text_ids, latents))
+    for k in range(5):
+        changed = latents.clone()
+        changed[:, 4 * k : 4 * k + 4] += 1.0
+        ((moved, _, _),) = _flow_head_inputs(tiny_model, lambda changed=changed: _loss(tiny_model, text_ids, changed))
+        assert torch.allclose(moved[: k + 1], base[: k + 1], atol=1e-6)  # condition of patch j: state before it
+        assert all(not torch.allclose(moved[j], base[j], atol=1e-4) for j in range(k + 1, 5))
+
+
+def test_training_builds_the_flow_inputs_that_generation_builds_after_a_voice_prompt(tiny_model, tiny_config):
+    text = [3, 4, 5]
+    latents = torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(2))
+    ((conditions, histories, masks),) = _flow_head_inputs(
+        tiny_model, lambda: _loss(tiny_model, torch.tensor([text]), latents)
+    )
+    options = GenerationOptions(min_patches=1, max_patches=1, cfg_scale=1.0)  # conditional branch only
+    for k in range(5):
+        request = SpeechRequest(text_ids=text, prompt_latents=latents[0, : 4 * k]) if k else text
+        condition, history, mask = _flow_head_inputs(
+            tiny_model, lambda r=request: synthesize(tiny_model, [r], options)
+        )[0]
+        assert torch.allclose(condition[0], conditions[k], atol=1e-5)
+        assert torch.equal(mask[0], masks[k])
+        assert torch.equal(history[0], histories[k])  # missing frames are zeros in both
 
 
 def test_history_windows_match_a_loop():
@@ -95,7 +136,7 @@ def test_loading_is_strict(tiny_model, tmp_path):
         TTSHeadModel.from_pretrained(tmp_path)
 
 
-def test_eager_and_sdpa_agree(tiny_model, tmp_path):
+def test_eager_and_sdpa_agree(tiny_model):
     batch = _batch(tiny_model.config)
     sdpa = _loss(tiny_model, *batch)
     tiny_model.set_attn_implementation("eager")

@@ -30,6 +30,12 @@ def test_sway_keeps_the_ends_and_the_order(coefficient):
     assert torch.allclose(sway(torch.tensor([0.5]), 0.0), torch.tensor([0.5]))
 
 
+def test_sway_with_minus_one_is_one_minus_cosine():
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    assert torch.allclose(sway(t, -1.0), 1 - torch.cos(torch.pi * t / 2), atol=1e-7)
+    assert sway(torch.tensor([0.5]), -1.0).item() == pytest.approx(1 - 2**-0.5, abs=1e-7)
+
+
 @pytest.mark.parametrize(
     ("steps", "schedule", "coefficient"), [(10, "epss", None), (10, "epss", -1.0), (3, "uniform", None)]
 )
@@ -50,12 +56,14 @@ def test_euler_reaches_a_point_mass_exactly(steps, schedule, coefficient):
     assert all(t.shape == (3,) for t in calls)
 
 
-def test_euler_integrates_a_linear_field_exactly():
-    # v(x, t) = a + b·t: x(1) = x(0) + a + b·Σ t_i Δt_i — the left Riemann sum of the schedule, checked exactly.
+def test_euler_evaluates_the_left_point_of_each_step_on_a_linear_field():
+    # v(x, t) = a + b·t: left-point Euler gives x(0) + a + b·Σ t_i Δt_i (the left Riemann sum, not the exact
+    # integral a + b / 2), which pins where the velocity is evaluated.
     a, b = torch.randn(2, 5), torch.randn(2, 5)
     times = flow_timesteps(10)
     out = euler_sample(lambda x, t: a + b * t[:, None], torch.zeros(2, 5), times)
     riemann = (times[:-1] * times.diff()).sum()
     assert torch.allclose(out, a + b * riemann, atol=1e-6)
+    assert not torch.allclose(out, a + b / 2, atol=1e-3)
     constant = euler_sample(lambda x, t: a, torch.ones(2, 5), times)
     assert torch.allclose(constant, 1 + a, atol=1e-6)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
 
 from ming_tts_head import TrainingRecipe, TTSHeadConfig, TTSHeadModel, collate_examples, train_tts_head
 
@@ -82,17 +83,51 @@ def test_a_changed_recipe_is_not_resumed(tmp_path):
     assert len(longer.losses["total"]) == 4
     with pytest.raises(ValueError, match="learning_rate"):
         train_tts_head(_fresh(), data, _recipe(tmp_path, steps=5, learning_rate=1e-2))
+    with pytest.raises(ValueError, match=r"recipe\.steps=2 .* at step 4"):
+        train_tts_head(_fresh(), data, _recipe(tmp_path, steps=2))
+    torch.manual_seed(0)
+    other = TTSHeadModel(TTSHeadConfig.tiny(history_frames=4, stop_loss_weight=0.5))
+    with pytest.raises(ValueError, match=r"model\.config differs .* \['history_frames', 'stop_loss_weight'\]"):
+        train_tts_head(other, data, _recipe(tmp_path, steps=5))
+
+
+def test_resuming_accepts_another_spelling_of_the_output_dir_and_keep_last_prunes(tmp_path):
+    data = _examples(8)
+    train_tts_head(_fresh(), data, _recipe(tmp_path, steps=3, checkpoint_every=1))
+    assert [p.name for p in sorted((tmp_path / "run").iterdir())] == [f"checkpoint-000000{i}" for i in (1, 2, 3)]
+    elsewhere = tmp_path / "somewhere" / ".." / "run"
+    log = train_tts_head(
+        _fresh(), data, _recipe(tmp_path, output_dir=elsewhere, steps=5, checkpoint_every=1, keep_last=2)
+    )
+    assert len(log.losses["total"]) == 5
+    assert [p.name for p in sorted((tmp_path / "run").iterdir())] == ["checkpoint-0000004", "checkpoint-0000005"]
+
+
+def test_resuming_checks_the_checkpoint_weights_strictly(tmp_path):
+    data = _examples(8)
+    train_tts_head(_fresh(), data, _recipe(tmp_path, steps=3))
+    path = tmp_path / "run" / "checkpoint-0000003" / "model.safetensors"
+    weights = load_file(path)
+    weights["extra"] = weights.pop("stop_head.bias")
+    save_file(weights, path, metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"missing \['stop_head\.bias'\], unexpected \['extra'\]"):
+        train_tts_head(_fresh(), data, _recipe(tmp_path, steps=4))
 
 
 def test_bad_data_and_recipes_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="examples is empty"):
         train_tts_head(_fresh(), [], _recipe(tmp_path))
-    with pytest.raises(ValueError, match=r"examples\[1\]: latents"):
+    with pytest.raises(ValueError, match=r"examples\[1\]\.latents"):
         train_tts_head(_fresh(), [([1], torch.zeros(3, 64)), ([1], torch.zeros(3, 32))], _recipe(tmp_path))
-    with pytest.raises(ValueError, match=r"examples\[0\]: text ids"):
+    with pytest.raises(ValueError, match=r"examples\[0\]\.text_ids is empty"):
         train_tts_head(_fresh(), [([], torch.zeros(3, 64))], _recipe(tmp_path))
+    with pytest.raises(ValueError, match=r"examples\[0\]\.text_ids must be in \[0, vocab_size=256\)"):
+        train_tts_head(_fresh(), [([256], torch.zeros(3, 64))], _recipe(tmp_path))
     with pytest.raises(ValidationError, match="batch_size"):
         _recipe(tmp_path, batch_size=0)
+    for betas in ((0.0, 0.9), (0.9, 1.0)):
+        with pytest.raises(ValidationError, match="betas"):
+            _recipe(tmp_path, betas=betas)
 
 
 def test_collate_pads_on_the_right():

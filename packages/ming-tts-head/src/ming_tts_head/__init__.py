@@ -6,7 +6,8 @@
   teacher-forced loss; ``save_pretrained`` / ``from_pretrained(local_dir)``.
 - Sampling: :func:`flow_timesteps` (EPSS, uniform, sway), :func:`euler_sample`, classifier-free guidance in one
   batched forward (:meth:`FlowHead.guided_velocity`).
-- Generation: :func:`stream_speech` (patch by patch, optional audio decoder) and :func:`synthesize` (a batch of
+- Generation: :func:`stream_speech` (patch by patch, optional audio decoder: a callable or a
+  :class:`StreamingAudioDecoder`, reset first and flushed at the end) and :func:`synthesize` (a batch of
   texts), driven by :class:`GenerationOptions` and :class:`SpeechRequest`.
 - Training: :func:`train_tts_head` with a :class:`TrainingRecipe` (progress bar, checkpoints, exact resume).
 
@@ -20,7 +21,7 @@ from .modeling import TTSHeadModel, TTSHeadOutput, history_windows
 from .options import GenerationOptions, SpeechRequest
 from .sampler import euler_sample
 from .schedule import EPSS_TIMESTEPS, flow_timesteps, sway
-from .streaming import SpeechChunk, stream_speech, synthesize
+from .streaming import SpeechChunk, StreamingAudioDecoder, stream_speech, synthesize
 from .training import SpeechExample, TrainingLog, TrainingRecipe, collate_examples, train_tts_head
 from .transformer import BidirectionalTransformer
 
@@ -33,6 +34,7 @@ __all__ = [
     "SpeechChunk",
     "SpeechExample",
     "SpeechRequest",
+    "StreamingAudioDecoder",
     "TTSHeadConfig",
     "TTSHeadModel",
     "TTSHeadOutput",

@@ -10,6 +10,8 @@ cores in seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig, Qwen2Config
 
@@ -78,7 +80,7 @@ class TTSHeadConfig(PreTrainedConfig):
     stop_loss_weight: float = 1.0
     initializer_range: float = 0.02
 
-    def __post_init__(self, **kwargs):
+    def __post_init__(self, **kwargs: Any) -> None:
         for prefix in ("", "flow_", "aggregator_"):
             width = getattr(self, f"{prefix}hidden_size")
             heads = getattr(self, f"{prefix}num_heads" if prefix else "num_attention_heads")

@@ -92,7 +92,10 @@ class FlowHead(nn.Module):
         cfg_scale: float,
     ) -> torch.Tensor:
         """Classifier-free guided velocity ``v_u + cfg_scale · (v_c − v_u)``, the conditional and the unconditional
-        branch computed in ONE batched forward (scale 1 gives the conditional velocity, 0 the unconditional)."""
+        branch computed in ONE batched forward (scale 0 gives the unconditional velocity). Scale 1 is the
+        conditional velocity, computed alone."""
+        if cfg_scale == 1:
+            return self(noisy, t, condition, history, history_mask)
         null = self.null_condition.to(condition.dtype).expand_as(condition)
         both = self(
             torch.cat([noisy, noisy]),

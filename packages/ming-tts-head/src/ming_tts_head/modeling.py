@@ -8,8 +8,9 @@ the teacher-forced training loss; generation lives in :mod:`ming_tts_head.stream
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ from transformers import PreTrainedModel, Qwen2Model
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ._inputs import check_token_ids
 from .aggregator import PatchAggregator
 from .configuration import TTSHeadConfig
 from .flow_head import FlowHead
@@ -81,7 +83,9 @@ class TTSHeadModel(PreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
+    ) -> TTSHeadModel | tuple[TTSHeadModel, dict[str, Any]]:
         """transformers' ``from_pretrained`` (local directories, safetensors), but strict: missing, unexpected or
         mismatched weights raise a ``ValueError`` listing them instead of leaving random weights in place."""
         want_info = kwargs.pop("output_loading_info", False)
@@ -93,11 +97,11 @@ class TTSHeadModel(PreTrainedModel):
             raise ValueError(f"checkpoint {pretrained_model_name_or_path} does not match {cls.__name__}: {listed}")
         return (model, info) if want_info else model
 
-    def set_attn_implementation(self, attn_implementation, **kwargs) -> None:
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs: Any) -> None:
         """transformers' switch of the attention backend, applied to the aggregator and the DiT too."""
         super().set_attn_implementation(attn_implementation, **kwargs)
         for block in (self.aggregator.transformer, self.flow_head.transformer):
-            block.config._attn_implementation_internal = self.config._attn_implementation
+            block.config._attn_implementation = self.config._attn_implementation
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)  # Linear, Embedding, Qwen2 RMS norms and rotary buffers
@@ -140,16 +144,16 @@ class TTSHeadModel(PreTrainedModel):
         frames = latents.new_zeros(batch, patches_max * size, config.latent_dim)
         length = min(latents.shape[1], frames.shape[1])
         real = torch.arange(length, device=device)[None] < latent_lengths[:, None]
-        frames[:, :length] = latents[:, :length] * real[..., None]
+        frames[:, :length] = torch.where(real[..., None], latents[:, :length], 0.0)  # padding may be non-finite
         patches = frames.view(batch, patches_max, size, config.latent_dim)
 
         # backbone input, right-padded: text, separator, one aggregated embedding per patch
         total = text_lengths + 1 + counts
         embeds = frames.new_zeros(batch, int(total.max()), config.hidden_size)
-        rows, columns = (torch.arange(text_ids.shape[1], device=device)[None] < text_lengths[:, None]).nonzero(
-            as_tuple=True
-        )
-        embeds = embeds.index_put((rows, columns), self.embed_text(text_ids[rows, columns]))
+        text_rows, text_columns = (
+            torch.arange(text_ids.shape[1], device=device)[None] < text_lengths[:, None]
+        ).nonzero(as_tuple=True)
+        embeds = embeds.index_put((text_rows, text_columns), self.embed_text(text_ids[text_rows, text_columns]))
         embeds = embeds.index_put(
             (torch.arange(batch, device=device), text_lengths), self.speech_start.expand(batch, -1)
         )
@@ -172,9 +176,11 @@ class TTSHeadModel(PreTrainedModel):
         flow_loss = F.mse_loss(velocity.float(), (target - noise).float())
 
         # stop: class 1 only at the last patch's state
-        rows, index = (torch.arange(patches_max + 1, device=device)[None] <= counts[:, None]).nonzero(as_tuple=True)
-        stop_logits = self.stop_head(hidden[rows, text_lengths[rows] + index])
-        stop_loss = F.cross_entropy(stop_logits.float(), (index == counts[rows]).long())
+        state_rows, state_index = (torch.arange(patches_max + 1, device=device)[None] <= counts[:, None]).nonzero(
+            as_tuple=True
+        )
+        stop_logits = self.stop_head(hidden[state_rows, text_lengths[state_rows] + state_index])
+        stop_loss = F.cross_entropy(stop_logits.float(), (state_index == counts[state_rows]).long())
         loss = flow_loss + config.stop_loss_weight * stop_loss
         return TTSHeadOutput(loss=loss, flow_loss=flow_loss, stop_loss=stop_loss)
 
@@ -203,6 +209,5 @@ class TTSHeadModel(PreTrainedModel):
         ):
             if lengths.shape != (batch,) or bool((lengths < 1).any()) or bool((lengths > limit).any()):
                 raise ValueError(f"{name} must be ({batch},) with values in [1, {limit}], got {lengths.tolist()}")
-        if bool(((text_ids < 0) | (text_ids >= config.vocab_size)).any()):
-            raise ValueError(f"text_ids must be in [0, vocab_size={config.vocab_size})")
+        check_token_ids(text_ids, config.vocab_size, "text_ids")
         return text_lengths.to(device=device, dtype=torch.long), latent_lengths.to(device=device, dtype=torch.long)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ._inputs import check_clip_latents
 from .schedule import EPSS_TIMESTEPS
 
 __all__ = ["GenerationOptions", "SpeechRequest"]
@@ -27,7 +28,12 @@ class GenerationOptions(BaseModel):
     min_patches: int = Field(10, ge=0, description="Patches generated before the stop head may end generation.")
     max_patches: int = Field(500, ge=1, description="Hard limit on generated patches (guards against never stopping).")
     stop_threshold: float = Field(0.5, gt=0, lt=1, description="Stop when the stop head's probability exceeds this.")
-    seed: int = Field(0, ge=0, description="Seed of the noise; every text of a batch uses its own stream from it.")
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Seed of the noise: every text of a batch gets its own generator seeded with it (so its noise "
+        "does not depend on the batch) unless its SpeechRequest.seed overrides it.",
+    )
     use_cache: bool = Field(True, description="Keep the backbone's KV cache across steps (False: recompute).")
 
     @field_validator("steps")
@@ -56,6 +62,7 @@ class SpeechRequest(BaseModel):
 
     text_ids: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, description="Token ids of the text.")
     prompt_latents: torch.Tensor | None = Field(None, description="Latents of the voice prompt, or None.")
+    seed: int | None = Field(None, ge=0, description="Seed of this text's noise (None: GenerationOptions.seed).")
 
     @field_validator("text_ids", mode="before")
     @classmethod
@@ -65,12 +72,4 @@ class SpeechRequest(BaseModel):
     @field_validator("prompt_latents")
     @classmethod
     def _check_prompt(cls, value: torch.Tensor | None) -> torch.Tensor | None:
-        if value is None:
-            return None
-        if value.dim() == 3 and value.shape[0] == 1:
-            value = value[0]
-        if value.dim() != 2 or value.shape[0] == 0:
-            raise ValueError(f"must be (frames, latent_dim) or (1, frames, latent_dim), got {tuple(value.shape)}")
-        if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
-            raise ValueError("must hold finite floating-point values")
-        return value
+        return None if value is None else check_clip_latents(value, "prompt_latents")

@@ -14,11 +14,15 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from ._inputs import check_clip_latents, check_token_ids
+from .configuration import TTSHeadConfig
 from .modeling import TTSHeadModel
 
 __all__ = ["SpeechExample", "TrainingLog", "TrainingRecipe", "collate_examples", "train_tts_head"]
@@ -26,9 +30,13 @@ __all__ = ["SpeechExample", "TrainingLog", "TrainingRecipe", "collate_examples",
 SpeechExample = tuple[Sequence[int] | torch.Tensor, torch.Tensor]
 """One training pair: the text's token ids and its speech latents ``(frames, latent_dim)``."""
 
-LOSS_NAMES = ("total", "flow", "stop")
-# Fields that may change between an interrupted run and its resumption without changing the run itself.
-_RESUMABLE_CHANGES = {"steps", "progress"}
+_LOSS_NAMES = ("total", "flow", "stop")
+# Fields that may change between an interrupted run and its resumption without changing the run itself (output_dir:
+# the same folder may be spelt differently).
+_RESUMABLE_CHANGES = {"output_dir", "steps", "progress", "keep_last"}
+# config.json entries that describe the file or the attention backend, not the model being trained.
+_CONFIG_METADATA = {"_name_or_path", "architectures", "transformers_version", "_attn_implementation"}
+_Beta = Annotated[float, Field(gt=0, lt=1)]
 
 
 class TrainingRecipe(BaseModel):
@@ -40,10 +48,11 @@ class TrainingRecipe(BaseModel):
     steps: int = Field(gt=0, description="Total optimizer steps of the run.")
     batch_size: int = Field(8, gt=0, description="Examples per batch (drawn at random with replacement).")
     learning_rate: float = Field(3e-4, gt=0, description="AdamW learning rate.")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
+    betas: tuple[_Beta, _Beta] = Field((0.9, 0.95), description="AdamW betas, each in (0, 1).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient-norm clipping.")
     checkpoint_every: int = Field(200, gt=0, description="Steps between checkpoints (the last step always saves).")
+    keep_last: int | None = Field(None, gt=0, description="Keep only this many latest checkpoints (None: all).")
     seed: int = Field(0, ge=0, description="Seed of the batches, flow times, noise and condition dropout.")
     progress: bool = Field(True, description="Show a tqdm progress bar.")
 
@@ -52,7 +61,7 @@ class TrainingRecipe(BaseModel):
 class TrainingLog:
     """Per-step losses under ``total``, ``flow`` and ``stop``."""
 
-    losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in LOSS_NAMES})
+    losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in _LOSS_NAMES})
 
 
 def _check_examples(examples: Sequence[SpeechExample], latent_dim: int, vocab_size: int) -> list[SpeechExample]:
@@ -61,15 +70,10 @@ def _check_examples(examples: Sequence[SpeechExample], latent_dim: int, vocab_si
     checked = []
     for i, (text, latents) in enumerate(examples):
         ids = torch.as_tensor(text, dtype=torch.long).flatten()
-        if ids.numel() == 0 or bool((ids < 0).any()) or bool((ids >= vocab_size).any()):
-            raise ValueError(f"examples[{i}]: text ids must be non-empty and in [0, {vocab_size})")
-        latents = torch.as_tensor(latents)
-        if latents.dim() == 3 and latents.shape[0] == 1:
-            latents = latents[0]
-        if latents.dim() != 2 or latents.shape[0] == 0 or latents.shape[1] != latent_dim:
-            raise ValueError(f"examples[{i}]: latents must be (frames ≥ 1, {latent_dim}), got {tuple(latents.shape)}")
-        if not latents.is_floating_point() or not bool(torch.isfinite(latents).all()):
-            raise ValueError(f"examples[{i}]: latents must be finite floating-point values")
+        if ids.numel() == 0:
+            raise ValueError(f"examples[{i}].text_ids is empty")
+        check_token_ids(ids, vocab_size, f"examples[{i}].text_ids")
+        latents = check_clip_latents(torch.as_tensor(latents), f"examples[{i}].latents", latent_dim)
         checked.append((ids, latents.float()))
     return checked
 
@@ -87,9 +91,33 @@ def collate_examples(examples: Sequence[SpeechExample]) -> dict[str, torch.Tenso
     }
 
 
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    found = sorted(output_dir.glob("checkpoint-*[0-9]"))
-    return found[-1] if found else None
+def _checkpoints(output_dir: Path) -> list[Path]:
+    return sorted(output_dir.glob("checkpoint-*[0-9]"))
+
+
+def _resume(model: TTSHeadModel, checkpoint: Path, recipe: TrainingRecipe) -> dict:
+    """Check that ``checkpoint`` belongs to this run, load its weights into ``model``; return the trainer state."""
+    saved = json.loads((checkpoint / "recipe.json").read_text())
+    current = json.loads(recipe.model_dump_json())
+    changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+    if changed:
+        raise ValueError(f"recipe differs from the run in {recipe.output_dir} in {changed}; use a new output_dir")
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+    if state["step"] > recipe.steps:
+        raise ValueError(f"recipe.steps={recipe.steps} but the run in {recipe.output_dir} is at step {state['step']}")
+    saved_config = TTSHeadConfig.from_pretrained(checkpoint).to_dict()
+    config = {**model.config.to_dict(), "dtype": str(model.dtype).removeprefix("torch.")}
+    keys = (config.keys() | saved_config.keys()) - _CONFIG_METADATA
+    changed = sorted(k for k in keys if config.get(k) != saved_config.get(k))
+    if changed:
+        raise ValueError(f"model.config differs from the checkpoint {checkpoint} in {changed}")
+    weights = load_file(checkpoint / "model.safetensors", device=str(model.device))
+    expected = model.state_dict().keys()
+    missing, unexpected = sorted(expected - weights.keys()), sorted(weights.keys() - expected)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {checkpoint} weights: missing {missing}, unexpected {unexpected}")
+    model.load_state_dict(weights)
+    return state
 
 
 def train_tts_head(
@@ -100,7 +128,8 @@ def train_tts_head(
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainingLog:
     """Train ``model`` (in place) on ``examples`` following ``recipe``, resuming from ``recipe.output_dir`` if it
-    holds a checkpoint of the same recipe (only ``steps`` and ``progress`` may differ).
+    holds a checkpoint of the same recipe (only ``output_dir``'s spelling, ``steps``, ``progress`` and ``keep_last``
+    may differ) and the same model configuration.
 
     Args:
         model: the TTS head; its weights are replaced by the checkpoint's when resuming.
@@ -121,15 +150,9 @@ def train_tts_head(
     log = TrainingLog()
     step = 0
     recipe.output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = _latest_checkpoint(recipe.output_dir)
-    if checkpoint is not None:
-        saved = json.loads((checkpoint / "recipe.json").read_text())
-        current = json.loads(recipe.model_dump_json())
-        changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
-        if changed:
-            raise ValueError(f"recipe differs from the run in {recipe.output_dir} in {changed}; use a new output_dir")
-        model.load_state_dict(type(model).from_pretrained(checkpoint).to(device).state_dict())
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+    checkpoints = _checkpoints(recipe.output_dir)
+    if checkpoints:
+        state = _resume(model, checkpoints[-1], recipe)
         optimizer.load_state_dict(state["optimizer"])
         batches.set_state(state["batches"])
         noise.set_state(state["noise"])
@@ -186,3 +209,6 @@ def _save_checkpoint(
     (partial / "recipe.json").write_text(recipe.model_dump_json(indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # a run killed while saving leaves only a .partial folder, which resuming ignores
+    if recipe.keep_last is not None:
+        for old in _checkpoints(recipe.output_dir)[: -recipe.keep_last]:
+            shutil.rmtree(old)

@@ -40,7 +40,7 @@ class BidirectionalTransformer(nn.Module):
         position_embeddings = self.rotary_emb(hidden_states, positions)
         mask = None
         if key_mask is not None and not bool(key_mask.all()):
-            # additive float mask: understood by every attention backend (eager adds it, sdpa takes it as attn_mask)
+            # additive float mask: eager adds it, sdpa takes it as attn_mask
             blocked = torch.finfo(hidden_states.dtype).min
             mask = torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=hidden_states.device)
             mask = mask.masked_fill(~key_mask, blocked)[:, None, None, :].expand(-1, 1, length, -1)
