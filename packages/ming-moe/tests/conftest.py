@@ -3,6 +3,9 @@ import torch
 
 from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM
 
+# tiny models: one thread is faster, and two thrash when the machine is busy
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_config() -> BailingMoeV2Config:
