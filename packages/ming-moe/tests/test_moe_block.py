@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, SparseMoeBlock
+from ming_moe.experts import _CHUNK_SLOTS
 
 
 def _block(config=None, seed=0) -> SparseMoeBlock:
@@ -38,7 +39,7 @@ def test_single_router_model_is_the_same_model_with_one_modality():
     torch.testing.assert_close(three(x, None)[0], one(x, torch.ones_like(text_only))[0])
 
 
-@pytest.mark.parametrize("implementation", ["batched_mm", "grouped_mm"])
+@pytest.mark.parametrize("implementation", ["batched_mm", "grouped_mm", "fused_loop"])
 def test_experts_implementations_agree_with_eager_forward_and_backward(implementation):
     torch.manual_seed(0)
     config = BailingMoeV2Config.tiny()
@@ -56,6 +57,31 @@ def test_experts_implementations_agree_with_eager_forward_and_backward(implement
     assert results["eager"][1].keys() == results[implementation][1].keys()
     for name, grad in results["eager"][1].items():
         torch.testing.assert_close(results[implementation][1][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_fused_loop_agrees_with_eager_over_several_chunks_and_an_idle_expert():
+    block = _block().train()
+    with torch.no_grad():
+        for router in block.routers:
+            router.expert_bias[3] = -100.0  # expert 3 is never chosen: its weight gradients must be zeros
+    torch.manual_seed(1)
+    x = torch.randn(1, 3 * _CHUNK_SLOTS // block.top_k + 5, 64)  # slots for several chunks
+    router_index = torch.randint(0, 3, x.shape[:2])
+    results = {}
+    for name in ("eager", "fused_loop"):
+        block.experts.config._experts_implementation = name
+        block.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out, aux_loss, _ = block(inputs, router_index)
+        (out.square().sum() + aux_loss).backward()
+        grads = {n: p.grad.clone() for n, p in block.named_parameters()}
+        results[name] = (out.detach(), inputs.grad, grads)
+    torch.testing.assert_close(results["fused_loop"][0], results["eager"][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(results["fused_loop"][1], results["eager"][1], atol=1e-5, rtol=1e-5)
+    for name, grad in results["eager"][2].items():
+        torch.testing.assert_close(results["fused_loop"][2][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+    assert not results["fused_loop"][2]["experts.gate_up_proj"][3].any()
+    assert not results["fused_loop"][2]["experts.down_proj"][3].any()
 
 
 def test_aux_loss_uses_only_each_routers_own_tokens():
