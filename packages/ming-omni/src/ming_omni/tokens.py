@@ -1,0 +1,90 @@
+"""Special tokens of the original checkpoints' chat format (paper §2) and a small offline tokenizer for tiny presets.
+
+Turns are ``<role>SYSTEM</role>``, ``<role>HUMAN</role>`` and ``<role>ASSISTANT</role>``, each ended by
+``<|role_end|>`` (also the end-of-sequence token). Media become ``<image><imagePatch>…</image>``,
+``<video><framePatch>…</video>`` and ``<audio><audioPatch>…</audio>``, one patch token per encoder output.
+``<think>…</think>`` is plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+__all__ = [
+    "AUDIO_END",
+    "AUDIO_PATCH",
+    "AUDIO_START",
+    "EOS",
+    "FRAME_PATCH",
+    "IMAGE_END",
+    "IMAGE_PATCH",
+    "IMAGE_START",
+    "PAD",
+    "ROLE_END",
+    "ROLE_START",
+    "SPECIAL_TOKENS",
+    "VIDEO_END",
+    "VIDEO_START",
+    "make_tokenizer",
+]
+
+ROLE_START, ROLE_END, EOS = "<role>", "</role>", "<|role_end|>"
+IMAGE_START, IMAGE_PATCH, IMAGE_END = "<image>", "<imagePatch>", "</image>"
+VIDEO_START, FRAME_PATCH, VIDEO_END = "<video>", "<framePatch>", "</video>"
+AUDIO_START, AUDIO_PATCH, AUDIO_END = "<audio>", "<audioPatch>", "</audio>"
+PAD = "<|endoftext|>"
+
+SPECIAL_TOKENS = (
+    PAD,
+    ROLE_START,
+    ROLE_END,
+    EOS,
+    IMAGE_START,
+    IMAGE_PATCH,
+    IMAGE_END,
+    VIDEO_START,
+    FRAME_PATCH,
+    VIDEO_END,
+    AUDIO_START,
+    AUDIO_PATCH,
+    AUDIO_END,
+)
+"""Tokens that must each be one id in the tokenizer (the processor checks this)."""
+
+
+def make_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, directory: str | Path | None = None
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer with :data:`SPECIAL_TOKENS` on ``texts``, offline (for tiny presets).
+
+    Every byte is in the vocabulary, so any text encodes. The special tokens take the first ids.
+
+    Args:
+        texts: training text.
+        vocab_size: vocabulary size, at least 256 bytes + the special tokens.
+        directory: where to save it (``tokenizer.json`` + config), for ``MingOmniProcessor.from_pretrained``.
+
+    Raises:
+        ValueError: ``vocab_size`` is too small to hold the bytes and the special tokens.
+    """
+    minimum = 256 + len(SPECIAL_TOKENS)
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size must be at least {minimum} (256 bytes + special tokens), got {vocab_size}")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD)
+    if directory is not None:
+        fast.save_pretrained(directory)
+    return fast
