@@ -1,0 +1,48 @@
+"""Call-time options of the pipeline (DESIGN conventions: pydantic at the API edge; paper §2.3 editing guidance)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ImageGenerationOptions"]
+
+
+class ImageGenerationOptions(BaseModel):
+    """How :class:`~ming_imagegen.MingImagePipeline` samples.
+
+    Attributes:
+        height: output height in pixels, a multiple of the pipeline's ``size_multiple``; None: the reference image's
+            height when editing, else the pipeline's default size. Give both ``height`` and ``width`` or neither.
+        width: output width, likewise.
+        num_inference_steps: Euler steps of ``FlowMatchEulerDiscreteScheduler`` (30). 0 is allowed for editing only
+            (the output is then the reference's reconstruction).
+        guidance_scale: text guidance: classifier-free scale in generation, ``s_txt`` in editing (5).
+        image_guidance_scale: ``s_img`` of the editing guidance ``u + s_img·(c_img − u) + s_txt·(c_full − c_img)`` (2).
+        strength: editing only: how much noise the reference latents start from (1 = pure noise).
+        seed: sampling seed; image ``i`` of a call draws its noise from ``seed + i``. None: drawn from torch's RNG.
+        num_images_per_prompt: images per prompt.
+        batched_guidance: run all guidance branches in one forward (True) or one forward per branch.
+        output_type: ``"pil"``, ``"np"`` (``(B, H, W, 3)`` in [0, 1]), ``"pt"`` (``(B, 3, H, W)`` in [0, 1]) or
+            ``"latent"``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    height: int | None = Field(None, gt=0)
+    width: int | None = Field(None, gt=0)
+    num_inference_steps: int = Field(30, ge=0, le=1000)
+    guidance_scale: float = Field(5.0, ge=0, le=100)
+    image_guidance_scale: float = Field(2.0, ge=0, le=100)
+    strength: float = Field(1.0, gt=0, le=1)
+    seed: int | None = Field(None, ge=0)
+    num_images_per_prompt: int = Field(1, ge=1, le=64)
+    batched_guidance: bool = True
+    output_type: Literal["pil", "np", "pt", "latent"] = "pil"
+
+    @model_validator(mode="after")
+    def _both_sides(self) -> ImageGenerationOptions:
+        if (self.height is None) != (self.width is None):
+            raise ValueError("give both height and width, or neither")
+        return self
