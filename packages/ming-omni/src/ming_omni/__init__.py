@@ -2,7 +2,9 @@
 
 from .configuration import MingOmniConfig
 from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
+from .loading import check_omni_checkpoint, omni_checkpoint_keys
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
+from .omni import MingOmni, OmniOptions, OmniOutput, Output
 from .processor import MingOmniProcessor, OmniInputs, Response
 from .tokens import SPECIAL_TOKENS, make_tokenizer
 
@@ -12,14 +14,20 @@ __all__ = [
     "Content",
     "ImageContent",
     "Message",
+    "MingOmni",
     "MingOmniConfig",
     "MingOmniForConditionalGeneration",
     "MingOmniProcessor",
     "OmniInputs",
+    "OmniOptions",
+    "OmniOutput",
+    "Output",
     "Response",
     "TextContent",
     "VideoContent",
     "VisionProjector",
+    "check_omni_checkpoint",
     "make_tokenizer",
+    "omni_checkpoint_keys",
     "validate_conversation",
 ]

@@ -9,6 +9,7 @@ The talker (ming-tts-head) and the speech tokenizer (ming-speech-tokenizer) turn
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -86,6 +87,32 @@ class MingOmniForConditionalGeneration(PreTrainedModel, GenerationMixin):
         self.talker = TTSHeadModel._from_config(config.talker_config)
         self.speech_tokenizer = SpeechTokenizerModel._from_config(config.speech_tokenizer_config)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' ``from_pretrained`` from a local directory (weights memory-mapped onto a ``meta``-built
+        model; ``dtype=torch.bfloat16`` and ``device_map`` work as usual), strictly: the shard headers are checked
+        first (:func:`~ming_omni.check_omni_checkpoint`) and any missing, unexpected or mismatched weight raises a
+        ``ValueError`` naming it.
+
+        Raises:
+            ValueError: not a local directory, or the checkpoint does not match the config.
+        """
+        from .loading import check_omni_checkpoint
+
+        directory = Path(pretrained_model_name_or_path)
+        if not directory.is_dir():
+            raise ValueError(f"{directory} is not a local directory (checkpoints are never downloaded)")
+        config = kwargs.get("config") or MingOmniConfig.from_pretrained(directory)
+        check_omni_checkpoint(directory, config)
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(directory, *args, output_loading_info=True, **kwargs)
+        problems = {kind: sorted(map(str, info.get(kind) or ())) for kind in ("missing_keys", "unexpected_keys")}
+        problems["mismatched_keys"] = sorted(str(m[0]) for m in info.get("mismatched_keys") or ())
+        listed = "; ".join(f"{kind}: {keys}" for kind, keys in problems.items() if keys)
+        if listed:
+            raise ValueError(f"checkpoint {directory} does not match {cls.__name__}: {listed}")
+        return (model, info) if want_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, VisionProjector):

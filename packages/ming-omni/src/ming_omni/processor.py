@@ -25,7 +25,7 @@ from ming_contextasr import num_audio_tokens
 from ming_videorope import Modality, temporal_spacing_from_seconds
 
 from .configuration import MingOmniConfig
-from .messages import AudioContent, ImageContent, Message, TextContent, VideoContent, validate_conversation
+from .messages import ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .tokens import (
     AUDIO_END,
     AUDIO_PATCH,
