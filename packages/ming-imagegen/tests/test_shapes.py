@@ -213,6 +213,15 @@ def test_edits_recolour_exactly_the_named_object(size):
     assert len(instructions) > 2  # several new colours
 
 
+def test_edit_expressions_can_always_name_the_colour():
+    specs = [s for found in split_prompts().train.values() for s in found]
+    for seed in range(40):
+        edit = make_edit(specs, seed, name_color=True)
+        assert edit.object.color in edit.expression.split()
+        assert _referents(edit.expression, edit.reference.objects) == [edit.index]
+    assert any(len(make_edit(specs, seed).expression.split()) == 2 for seed in range(40))  # "the circle"
+
+
 def test_edit_expressions_use_sides_when_look_alikes_share_the_scene():
     specs = [_spec((3, "red", "circle")), _spec((2, "blue", "square"), (1, None, "triangle"))]
     expressions = [make_edit(specs, seed).expression for seed in range(30)]

@@ -415,12 +415,12 @@ class EditSample:
         return self.object.mask
 
 
-def _expression(objects: Sequence[SceneObject], index: int, margin: float) -> str | None:
-    """The shortest of "the circle", "the red circle", "the red circle on the left" (or on the right, at the top, at
-    the bottom) that only ``objects[index]`` fits; None if none does."""
+def _expression(objects: Sequence[SceneObject], index: int, margin: float, name_color: bool) -> str | None:
+    """The shortest of "the circle" (skipped with ``name_color``), "the red circle", "the red circle on the left" (or
+    on the right, at the top, at the bottom) that only ``objects[index]`` fits; None if none does."""
     obj = objects[index]
     same_shape = [o for i, o in enumerate(objects) if i != index and o.shape == obj.shape]
-    if not same_shape:
+    if not same_shape and not name_color:
         return f"the {obj.shape}"
     same = [o for o in same_shape if o.color == obj.color]
     if not same:
@@ -433,12 +433,18 @@ def _expression(objects: Sequence[SceneObject], index: int, margin: float) -> st
 
 
 def make_edit(
-    specs: Sequence[PromptSpec], seed: int, options: ShapesOptions | None = None, template: str = EDIT_TEMPLATES[0]
+    specs: Sequence[PromptSpec],
+    seed: int,
+    options: ShapesOptions | None = None,
+    template: str = EDIT_TEMPLATES[0],
+    *,
+    name_color: bool = False,
 ) -> EditSample:
     """A recolouring edit on the scene of a prompt drawn from ``specs`` (rules in the module docstring).
 
     The edited object is drawn uniformly among those an expression can single out; the new colour uniformly among
-    ``options.colors`` not in the scene (a scene with no such object or colour is drawn again).
+    ``options.colors`` not in the scene (a scene with no such object or colour is drawn again). With ``name_color``
+    the expression always names the object's colour, as referring expressions for segmentation usually do.
 
     Raises:
         ValueError: ``specs`` is empty, ``template`` lacks ``{target}`` or ``{color}``, or scene after scene
@@ -454,7 +460,9 @@ def make_edit(
     for _ in range(_ATTEMPTS):
         spec = specs[int(rng.integers(len(specs)))]
         scene = render_scene(spec, int(rng.integers(2**63)), options)
-        named = [(i, e) for i in range(scene.count) if (e := _expression(scene.objects, i, margin)) is not None]
+        named = [
+            (i, e) for i in range(scene.count) if (e := _expression(scene.objects, i, margin, name_color)) is not None
+        ]
         free = [c for c in options.colors if c not in {o.color for o in scene.objects}]
         if named and free:
             break
