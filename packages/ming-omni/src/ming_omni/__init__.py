@@ -1,8 +1,8 @@
 """ming-omni: Ming-Flash-Omni composed from the ming-* components (paper §2)."""
 
 from .configuration import MingOmniConfig
-from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .loading import check_omni_checkpoint, omni_checkpoint_keys
+from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
 from .processor import MingOmniProcessor, OmniInputs, Response

@@ -1,0 +1,49 @@
+import socket
+
+import pytest
+import torch
+from omni_helpers import CORPUS
+
+from ming_omni import MingOmni, MingOmniConfig, MingOmniForConditionalGeneration, MingOmniProcessor, make_tokenizer
+
+# tiny models: one thread is faster, and two thrash when the machine is busy
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test (checkpoints and tokenizers are local only)."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("network access attempted during a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return make_tokenizer(CORPUS, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def config() -> MingOmniConfig:
+    return MingOmniConfig.tiny()
+
+
+@pytest.fixture(scope="session")
+def processor(tokenizer, config) -> MingOmniProcessor:
+    return MingOmniProcessor(tokenizer, config)
+
+
+@pytest.fixture(scope="session")
+def model(config) -> MingOmniForConditionalGeneration:
+    torch.manual_seed(0)
+    return MingOmniForConditionalGeneration(config).eval()
+
+
+@pytest.fixture(scope="session")
+def omni(model, processor) -> MingOmni:
+    return MingOmni(model, processor)
