@@ -12,6 +12,9 @@
 - :class:`MingImagePipeline` (a diffusers ``DiffusionPipeline``; ``__call__`` and ``edit``) with
   :class:`ImageGenerationOptions`, batched :func:`text_guidance` / :func:`editing_guidance`, aspect-ratio buckets.
 - Presets: :func:`tiny_pipeline`, :func:`tiny_language_model`, :func:`flash_components`.
+- Training: :func:`train_image_generator` on :class:`GenerationSample` / :class:`EditingSample` with a
+  :class:`TrainingRecipe` (LLM frozen, progress bar, checkpoints, exact resume, sample grids);
+  :func:`flow_matching_pair`.
 """
 
 from .attention import RotaryJointAttnProcessor
@@ -23,6 +26,14 @@ from .identity import IdentityEncoder
 from .options import ImageGenerationOptions
 from .pipeline import Condition, MingImagePipeline
 from .presets import flash_components, tiny_language_model, tiny_pipeline
+from .training import (
+    EditingSample,
+    GenerationSample,
+    TrainingLog,
+    TrainingRecipe,
+    flow_matching_pair,
+    train_image_generator,
+)
 from .transformer import CONDITION_TYPES, MingDiTTransformer2DModel
 from .vae import PixelUnshuffleAutoencoder, autoencoder_kl_config, vae_scale_factor
 
@@ -30,6 +41,8 @@ __all__ = [
     "ASPECT_RATIO_BUCKETS_512",
     "CONDITION_TYPES",
     "Condition",
+    "EditingSample",
+    "GenerationSample",
     "GlyphMapper",
     "IdentityEncoder",
     "ImageGenerationOptions",
@@ -38,15 +51,19 @@ __all__ = [
     "MingImagePipeline",
     "PixelUnshuffleAutoencoder",
     "RotaryJointAttnProcessor",
+    "TrainingLog",
+    "TrainingRecipe",
     "aspect_ratio_buckets",
     "autoencoder_kl_config",
     "byt5_encoder_config",
     "editing_guidance",
     "extract_quoted_text",
     "flash_components",
+    "flow_matching_pair",
     "nearest_bucket",
     "text_guidance",
     "tiny_language_model",
     "tiny_pipeline",
+    "train_image_generator",
     "vae_scale_factor",
 ]

@@ -65,7 +65,8 @@ class PixelUnshuffleAutoencoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, in_channels: int = 3, factor: int = 2, scaling_factor: float = 1.0, shift_factor: float = 0.0):
         super().__init__()
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # carries .device / .dtype
+        # Carries .device / .dtype; saved so save_pretrained writes the weights file from_pretrained expects.
+        self.register_buffer("_anchor", torch.zeros(()))
 
     @property
     def latent_channels(self) -> int:
