@@ -8,9 +8,9 @@ checkpoints go to ``--run`` (default ``<out>-run``): an interrupted run resumes 
 
 Data (made offline by ming-testdata, cached): 160 sentences full of names and numbers spoken by 8 voices for
 training; the held-out set has other sentences (another seed) and 3 voices absent from training. The recipe is
-mostly reconstruction (multi-scale mel + KL) with a short adversarial phase at the end: on two CPU cores a step with
-the discriminators costs about 17 reconstruction-only steps, so 20 minutes buy ~3300 reconstruction steps and 150
-adversarial ones (the checkpoint at the end of the warm-up is kept for comparison).
+mostly reconstruction (multi-scale mel + KL) with a short adversarial phase at the end: a step with the discriminators
+costs about 17 reconstruction-only steps on this CPU, so ~20 minutes on a shared two-core machine buy 2400
+reconstruction steps and 60 adversarial ones (the checkpoint at the end of the warm-up is kept for comparison).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ TRAIN_SPEECH = SpeechOptions(
 )
 HELD_OUT_SPEECH = SpeechOptions(n=8, seed=1, voices=("en-gb-scotland", "en-gb-x-gbcwmd+f1", "en-gb-x-gbclan+m7"))
 MODEL_SEED = 0  # the untrained baseline of bench_quality.py is this initialisation
-WARMUP_STEPS = 3300
-ADVERSARIAL_STEPS = 150
+WARMUP_STEPS = 2400
+ADVERSARIAL_STEPS = 60
 CHECKPOINT_EVERY = 300
 
 
@@ -69,26 +69,34 @@ def recipe(run_dir: Path) -> TrainingRecipe:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where save_pretrained writes the model")
-    parser.add_argument("--run", type=Path, default=None, help="trainer checkpoints and plots (default: <out>-run)")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # thousands of small ops: a second thread costs more than it gains on a shared 2-core box
-    run_dir = args.run or args.out.with_name(args.out.name + "-run")
+def run_dir_for(out: Path) -> Path:
+    """Where the trainer's checkpoints of the model saved at ``out`` go."""
+    return out.with_name(out.name + "-run")
 
+
+def train_and_save(out: Path, run_dir: Path) -> SpeechTokenizerModel:
+    """Train (or resume) the tiny tokenizer, set its latent scale from the training clips and save it to ``out``."""
     train, held_out = speech_clips(TRAIN_SPEECH), speech_clips(HELD_OUT_SPEECH)
-    print(
-        f"{len(train)} training clips ({sum(c.numel() for c in train) / 16_000 / 60:.1f} min), {len(held_out)} held out"
-    )
+    minutes = sum(c.numel() for c in train) / 16_000 / 60
+    print(f"{len(train)} training clips ({minutes:.1f} min), {len(held_out)} held out")
     model = untrained_model()
     start = time.perf_counter()
     log = train_speech_tokenizer(model, train, recipe(run_dir), held_out)
     print(f"trained in {time.perf_counter() - start:.0f} s; held-out mel distance per validation: {log.validation}")
     model.eval()
     factor = estimate_latent_scaling_factor(model, train, 16_000)
-    model.save_pretrained(args.out)
-    print(f"latent_scaling_factor {factor:.4f}; model saved to {args.out}")
+    model.save_pretrained(out)
+    print(f"latent_scaling_factor {factor:.4f}; model saved to {out}")
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where save_pretrained writes the model")
+    parser.add_argument("--run", type=Path, default=None, help="trainer checkpoints and plots (default: <out>-run)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # thousands of small ops: a second thread costs more than it gains on a shared 2-core box
+    train_and_save(args.out, args.run or run_dir_for(args.out))
 
 
 if __name__ == "__main__":

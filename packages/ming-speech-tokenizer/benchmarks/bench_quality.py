@@ -1,0 +1,224 @@
+"""Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
+
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--checkpoint DIR]
+Evaluates the checkpoint of ``train_tiny_espeak.py`` (trained first, ~20 minutes, when ``DIR`` does not exist), the
+same run's checkpoint at the end of its reconstruction-only warm-up, the untrained initialisation and Griffin-Lim
+on the held-out clips (voices and sentences absent from training): multi-scale mel distance (the training loss's
+distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq), means over the clips. Griffin-Lim inverts a
+50 Hz mel spectrogram of the clip with as many numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through
+torchaudio's ``InverseMelScale`` and ``GriffinLim``. Writes results/quality.json, the spectrogram figure
+docs/figures/speech_tokenizer_quality.png, the training-curve figure docs/figures/speech_tokenizer_training.png, and
+the WAVs of every system next to the checkpoint (``<DIR>-eval/``, outside git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pesq import pesq
+from pystoi import stoi
+from scipy.io import wavfile
+from torchaudio.transforms import GriffinLim, InverseMelScale, MelSpectrogram
+from train_tiny_espeak import (
+    DEFAULT_OUT,
+    HELD_OUT_SPEECH,
+    WARMUP_STEPS,
+    recipe,
+    run_dir_for,
+    speech_clips,
+    train_and_save,
+    untrained_model,
+)
+
+from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel
+
+SAMPLE_RATE = 16_000
+ROOT = Path(__file__).resolve().parents[3]
+FIGURES = ROOT / "docs" / "figures"
+GRIFFIN_LIM_MELS = 64  # one latent frame holds 64 numbers: the mel gets as many per 20 ms frame
+GRIFFIN_LIM_ITERATIONS = 100  # torchaudio's default is 32; more iterations only help the floor
+
+Reconstruct = Callable[[torch.Tensor], torch.Tensor]
+
+
+def tokenizer_reconstruction(model: SpeechTokenizerModel) -> Reconstruct:
+    """Encode + decode with 60 ms of silence appended, so the decoder's last slots are finished (latent contract)."""
+    tail = model.config.latency_frames * model.config.hop_length
+
+    def reconstruct(clip: torch.Tensor) -> torch.Tensor:
+        return model.decode(model.encode(F.pad(clip, (0, tail)), SAMPLE_RATE))[0, : clip.numel()]
+
+    return reconstruct
+
+
+def griffin_lim_reconstruction(n_fft: int, hop: int) -> Reconstruct:
+    """Griffin-Lim from the clip's 50 Hz mel magnitudes (seeded random initial phase)."""
+    mel = MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=GRIFFIN_LIM_MELS, power=1.0)
+    inverse = InverseMelScale(n_fft // 2 + 1, GRIFFIN_LIM_MELS, SAMPLE_RATE)
+
+    def reconstruct(clip: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(0)
+        griffin_lim = GriffinLim(n_fft, GRIFFIN_LIM_ITERATIONS, hop_length=hop, power=1.0, length=clip.numel())
+        return griffin_lim(inverse(mel(clip)))
+
+    return reconstruct
+
+
+def scores(reference: torch.Tensor, reconstruction: torch.Tensor, mel_distance: MultiScaleMelLoss) -> dict[str, float]:
+    """Multi-scale mel distance, STOI and wide-band PESQ of one reconstruction."""
+    ref, deg = reference.double().numpy(), reconstruction.double().numpy()
+    return {
+        "mel": mel_distance(reconstruction[None], reference[None]).item(),
+        "stoi": float(stoi(ref, deg, SAMPLE_RATE)),
+        "pesq": float(pesq(SAMPLE_RATE, ref, deg, "wb")),
+    }
+
+
+def plot_spectrograms(path: Path, clip: torch.Tensor, outputs: dict[str, torch.Tensor], title: str) -> None:
+    """Waveform and log-mel spectrogram of the original and of each system's reconstruction, one row each."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mel = MelSpectrogram(SAMPLE_RATE, n_fft=1024, hop_length=160, n_mels=80)
+    rows = {"original": clip, **outputs}
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.7 * len(rows)), sharex="col", width_ratios=(1, 2))
+    seconds = np.arange(clip.numel()) / SAMPLE_RATE
+    for (name, audio), (left, right) in zip(rows.items(), axes, strict=True):
+        left.plot(seconds, audio.numpy(), linewidth=0.3)
+        left.set_ylim(-1, 1)
+        left.set_ylabel(name, rotation=0, ha="right", va="center")
+        right.imshow(
+            mel(audio).clamp(min=1e-5).log10().numpy(),
+            origin="lower",
+            aspect="auto",
+            extent=(0, seconds[-1], 0, 80),
+            vmin=-5,
+            vmax=1,
+        )
+        right.set_yticks([])
+    axes[-1][0].set_xlabel("s")
+    axes[-1][1].set_xlabel("s (log-mel, 80 bands)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_training(path: Path, run_dir: Path) -> None:
+    """Training mel loss per step (and its 50-step mean) with the held-out mel distance of each validation."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    last = sorted(run_dir.glob("checkpoint-*[0-9]"))[-1]
+    state = torch.load(last / "trainer_state.pt", weights_only=True)
+    mel = np.asarray(state["losses"]["mel"])
+    smooth = np.convolve(mel, np.ones(50) / 50, mode="valid")
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(np.arange(1, mel.size + 1), mel, linewidth=0.3, alpha=0.4, label="training mel loss (per step)")
+    ax.plot(np.arange(50, mel.size + 1), smooth, label="training mel loss (50-step mean)")
+    steps, distances = zip(*state["validation"], strict=True)
+    ax.plot(steps, distances, "o-", label="held-out mel distance")
+    ax.axvline(WARMUP_STEPS, color="gray", linestyle="--", linewidth=0.8, label="discriminators start")
+    ax.set_xlabel("step")
+    ax.set_ylabel("multi-scale mel distance")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT, help="save_pretrained folder of the run")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # small ops: a second thread costs more than it gains on a shared 2-core machine
+    run_dir = run_dir_for(args.checkpoint)
+    if not (args.checkpoint / "config.json").exists():
+        print(f"no checkpoint at {args.checkpoint}: training it (train_tiny_espeak.py, ~20 minutes)")
+        train_and_save(args.checkpoint, run_dir)
+    trained = SpeechTokenizerModel.from_pretrained(args.checkpoint).eval()
+    config = trained.config
+    systems: dict[str, Reconstruct] = {
+        f"tokenizer, trained ({recipe(run_dir).steps} steps)": tokenizer_reconstruction(trained),
+        f"tokenizer, end of warm-up ({WARMUP_STEPS} steps, mel + KL only)": tokenizer_reconstruction(
+            SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{WARMUP_STEPS:07d}").eval()
+        ),
+        "tokenizer, untrained": tokenizer_reconstruction(untrained_model().eval()),
+        f"Griffin-Lim ({GRIFFIN_LIM_MELS}-band 50 Hz mel, {GRIFFIN_LIM_ITERATIONS} iterations)": (
+            griffin_lim_reconstruction(config.n_fft, config.hop_length)
+        ),
+    }
+
+    clips = speech_clips(HELD_OUT_SPEECH)
+    mel_distance = MultiScaleMelLoss(SAMPLE_RATE)
+    wav_dir = args.checkpoint.with_name(args.checkpoint.name + "-eval")
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    rows, first_outputs = [], {}
+    for name, reconstruct in systems.items():
+        start = time.perf_counter()
+        per_clip = []
+        with torch.no_grad():
+            for i, clip in enumerate(clips):
+                output = reconstruct(clip)
+                per_clip.append(scores(clip, output, mel_distance))
+                slug = name.split(" (")[0].replace(", ", "-").replace(" ", "_")
+                wavfile.write(wav_dir / f"clip{i}-{slug}.wav", SAMPLE_RATE, output.numpy())
+                if i == 0:
+                    first_outputs[name.split(" (")[0]] = output
+        means = {key: float(np.mean([s[key] for s in per_clip])) for key in per_clip[0]}
+        rows.append(
+            {
+                "system": name,
+                "mel distance ↓": f"{means['mel']:.3f}",
+                "STOI ↑": f"{means['stoi']:.3f}",
+                "PESQ (wb) ↑": f"{means['pesq']:.2f}",
+                "PESQ range": f"{min(s['pesq'] for s in per_clip):.2f}–{max(s['pesq'] for s in per_clip):.2f}",
+                "eval s": f"{time.perf_counter() - start:.1f}",
+            }
+        )
+        print(" | ".join(rows[-1].values()))
+    for i, clip in enumerate(clips):
+        wavfile.write(wav_dir / f"clip{i}-original.wav", SAMPLE_RATE, clip.numpy())
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    voice = HELD_OUT_SPEECH.voice_list()
+    plot_spectrograms(
+        FIGURES / "speech_tokenizer_quality.png",
+        clips[0],
+        first_outputs,
+        f"held-out clip 0 (voices {', '.join(voice)} unseen in training)",
+    )
+    plot_training(FIGURES / "speech_tokenizer_training.png", run_dir)
+    seconds = sum(c.numel() for c in clips) / SAMPLE_RATE
+    result = {
+        "title": "Tiny tokenizer trained ~20 CPU minutes on espeak-ng speech: held-out reconstruction quality",
+        "command": "python packages/ming-speech-tokenizer/benchmarks/bench_quality.py",
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, 1 thread, torch {torch.__version__}",
+        "columns": list(rows[0]),
+        "rows": rows,
+        "notes": (
+            f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
+            "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
+            "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
+            "Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py` (160 clips, "
+            "8 voices; see that script for the recipe)."
+        ),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.out}, figures under {FIGURES}, audio under {wav_dir}")
+
+
+if __name__ == "__main__":
+    main()
