@@ -1,0 +1,99 @@
+"""Checkpoints of the sharded model with ``torch.distributed.checkpoint`` (DCP), and their conversion to the plain
+safetensors layout of the original checkpoints (paper §2: the LLM is trained sharded, shipped as plain files).
+
+Every rank writes its own shards in parallel; DCP records the global shape of each tensor, so a checkpoint written
+under one layout loads under any other — 2 ranks to 1, 1 to 64, expert-parallel or not — re-slicing on read. At full
+scale no rank can build the whole model, so each builds it on ``meta``, shards it, allocates only its shards and
+loads them::
+
+    with torch.device("meta"):
+        model = BailingMoeV2ForCausalLM(BailingMoeV2Config.flash())
+    shard_model(model, build_device_mesh(ParallelLayout(data_parallel=8, expert_parallel=8), "cuda"))
+    materialize_model(model, "cuda")
+    load_distributed_checkpoint(checkpoint_dir, model)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from ming_videorope import RotaryEmbedding
+
+from .configuration import BailingMoeV2Config
+from .modeling import BailingMoeV2ForCausalLM
+from .moe import SparseMoeBlock
+
+
+def materialize_model(model: nn.Module, device: str | torch.device) -> nn.Module:
+    """Allocate a model built on ``meta`` (sharded or not) on ``device``, uninitialised, and rebuild the buffers no
+    checkpoint holds (rotary tables, expert-load counters); load the weights next.
+
+    Returns:
+        ``model``.
+    """
+    model.to_empty(device=device)
+    for module in model.modules():
+        if isinstance(module, RotaryEmbedding):
+            module.reset_buffers()
+        elif isinstance(module, SparseMoeBlock):
+            module.reset_load()
+    return model
+
+
+def save_distributed_checkpoint(
+    directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> None:
+    """Write ``model`` (and ``optimizer`` state, for resuming) as a DCP checkpoint; call on every rank.
+
+    Works for sharded (FSDP2, expert-parallel) and plain single-process models alike.
+    """
+    dcp.save(_state(model, optimizer), checkpoint_id=str(directory), no_dist=not dist.is_initialized())
+
+
+def load_distributed_checkpoint(
+    directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> None:
+    """Load a DCP checkpoint into ``model`` (and ``optimizer``) in place, whatever layout wrote it; call on every
+    rank. Missing or mismatched tensors raise."""
+    state = _state(model, optimizer)
+    dcp.load(state, checkpoint_id=str(directory), no_dist=not dist.is_initialized())
+    set_state_dict(
+        model,
+        optimizer if optimizer is not None else [],
+        model_state_dict=state["model"],
+        optim_state_dict=state.get("optimizer", {}),
+    )
+
+
+def convert_distributed_checkpoint(
+    directory: str | Path, output_directory: str | Path, config: BailingMoeV2Config
+) -> Path:
+    """Turn a DCP checkpoint into a plain ``from_pretrained`` directory (config + safetensors, original layout).
+
+    Runs in one process without ``torch.distributed``; it holds the whole model in host memory (fp32: 4 bytes per
+    parameter, 412 GB for the flash preset).
+
+    Args:
+        directory: DCP checkpoint written by :func:`save_distributed_checkpoint`.
+        output_directory: where ``save_pretrained`` writes.
+        config: the model's configuration.
+
+    Returns:
+        ``output_directory``.
+    """
+    with torch.device("meta"):
+        model = BailingMoeV2ForCausalLM(config)
+    load_distributed_checkpoint(directory, materialize_model(model, "cpu"))
+    model.save_pretrained(output_directory)
+    return Path(output_directory)
+
+
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+    model_state, optimizer_state = get_state_dict(model, optimizer if optimizer is not None else [])
+    return {"model": model_state} | ({"optimizer": optimizer_state} if optimizer is not None else {})
