@@ -1,7 +1,7 @@
 """ming-omni: Ming-Flash-Omni composed from the ming-* components (paper §2)."""
 
 from .configuration import MingOmniConfig
-from .loading import check_omni_checkpoint, omni_checkpoint_keys
+from .loading import check_omni_checkpoint, omni_checkpoint_keys, omni_checkpoint_shapes
 from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
@@ -29,5 +29,6 @@ __all__ = [
     "check_omni_checkpoint",
     "make_tokenizer",
     "omni_checkpoint_keys",
+    "omni_checkpoint_shapes",
     "validate_conversation",
 ]

@@ -1,0 +1,142 @@
+import json
+
+import pytest
+import torch
+from omni_helpers import noise_image, speech_like
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ming_omni import MingOmniForConditionalGeneration, omni_checkpoint_keys
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("omni")
+    model.save_pretrained(directory)
+    return directory
+
+
+def _keys(directory):
+    keys = set()
+    for file in directory.glob("*.safetensors"):
+        with safe_open(file, framework="pt") as handle:
+            keys |= set(handle.keys())
+    return keys
+
+
+def test_save_then_load_is_bit_identical(model, processor, saved):
+    loaded = MingOmniForConditionalGeneration.from_pretrained(saved).eval()
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+    inputs = processor(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": noise_image(56, 56)},
+                    {"type": "audio", "audio": speech_like(0.5)},
+                ],
+            }
+        ]
+    )
+    with torch.no_grad():  # non-persistent buffers (rotary tables, ...) are rebuilt too
+        assert torch.equal(model(**inputs.model_kwargs()).logits, loaded(**inputs.model_kwargs()).logits)
+
+
+def test_checkpoint_holds_the_original_per_expert_llm_layout(model, saved):
+    keys = _keys(saved)
+    assert keys == omni_checkpoint_keys(model.config)
+    experts = model.config.llm_config.num_experts
+    assert {f"model.model.layers.1.mlp.experts.{j}.gate_proj.weight" for j in range(experts)} <= keys
+    assert "model.model.layers.1.mlp.image_gate.weight" in keys
+    assert "model.model.layers.1.mlp.experts.gate_up_proj" not in keys
+
+
+def test_checkpoint_written_by_hand_in_the_original_layout_loads(model, tmp_path):
+    """Stack the experts ourselves into the per-expert original layout and check the loader un-stacks them."""
+    tensors = {}
+    for name, value in model.state_dict().items():
+        if name.endswith("experts.gate_up_proj"):
+            prefix = name.rsplit(".", 1)[0]
+            gate, up = value.chunk(2, dim=1)
+            for j in range(value.shape[0]):
+                tensors[f"{prefix}.{j}.gate_proj.weight"] = gate[j].clone()
+                tensors[f"{prefix}.{j}.up_proj.weight"] = up[j].clone()
+        elif name.endswith("experts.down_proj"):
+            prefix = name.rsplit(".", 1)[0]
+            for j in range(value.shape[0]):
+                tensors[f"{prefix}.{j}.down_proj.weight"] = value[j].clone()
+        else:
+            tensors[name] = value.clone()
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    model.config.save_pretrained(tmp_path)
+    loaded = MingOmniForConditionalGeneration.from_pretrained(tmp_path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def _rewrite(source, target, change):
+    target.mkdir()
+    (target / "config.json").write_text((source / "config.json").read_text())
+    tensors = load_file(source / "model.safetensors")
+    change(tensors)
+    save_file(tensors, target / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_missing_weight_is_named(saved, tmp_path):
+    _rewrite(saved, tmp_path / "ckpt", lambda t: t.pop("linear_proj.fc1.weight"))
+    with pytest.raises(ValueError, match=r"1 missing \[linear_proj\.fc1\.weight\]"):
+        MingOmniForConditionalGeneration.from_pretrained(tmp_path / "ckpt")
+
+
+def test_unexpected_weight_is_named(saved, tmp_path):
+    _rewrite(saved, tmp_path / "ckpt", lambda t: t.update({"vision.extra.weight": torch.zeros(2)}))
+    with pytest.raises(ValueError, match=r"1 unexpected \[vision\.extra\.weight\]"):
+        MingOmniForConditionalGeneration.from_pretrained(tmp_path / "ckpt")
+
+
+def test_mismatched_shape_is_named(saved, tmp_path):
+    _rewrite(saved, tmp_path / "ckpt", lambda t: t.update({"linear_proj.fc1.bias": torch.zeros(3)}))
+    with pytest.raises(ValueError, match=r"1 with another shape \[linear_proj\.fc1\.bias \[3\] \(expected \[64\]\)\]"):
+        MingOmniForConditionalGeneration.from_pretrained(tmp_path / "ckpt")
+
+
+def test_only_local_directories_are_read(tmp_path):
+    with pytest.raises(ValueError, match="not a local directory"):
+        MingOmniForConditionalGeneration.from_pretrained("inclusionAI/Ming-flash-omni-Preview")
+
+
+def test_bfloat16_loading_runs_a_multimodal_forward(processor, saved):
+    loaded = MingOmniForConditionalGeneration.from_pretrained(saved, dtype=torch.bfloat16).eval()
+    dtypes = {name: p.dtype for name, p in loaded.named_parameters()}
+    routers = {name for name in dtypes if name.endswith(("mlp.gate.weight", "image_gate.weight", "audio_gate.weight"))}
+    assert {dtypes[name] for name in routers} == {torch.float32}  # ming-moe keeps router scores in fp32
+    assert {dtype for name, dtype in dtypes.items() if name not in routers} == {torch.bfloat16}
+    inputs = processor(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": noise_image(56, 56)},
+                    {"type": "audio", "audio": speech_like(0.5)},
+                ],
+            }
+        ]
+    ).to("cpu", torch.bfloat16)
+    with torch.no_grad():
+        logits = loaded(**inputs.model_kwargs()).logits
+    assert logits.dtype == torch.bfloat16
+    assert torch.isfinite(logits).all()
+
+
+def test_device_map_loading_through_accelerate(model, saved):
+    loaded = MingOmniForConditionalGeneration.from_pretrained(saved, device_map="cpu")
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_saved_config_names_the_components(saved):
+    config = json.loads((saved / "config.json").read_text())
+    assert config["model_type"] == "ming_omni"
+    assert config["llm_config"]["model_type"] == "ming_bailing_moe_v2"
+    assert config["talker_config"]["model_type"] == "ming_tts_head"
