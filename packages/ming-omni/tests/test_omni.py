@@ -1,11 +1,11 @@
 import pytest
 import torch
+from omni_helpers import noise_image, speech_like
 from pydantic import ValidationError
 
 from ming_contextasr import ContextASRRequest, render_prompt
 from ming_omni import MingOmni, OmniOptions
 from ming_tts_head import GenerationOptions, synthesize
-from omni_helpers import noise_image, speech_like
 
 SPEECH = GenerationOptions(min_patches=3, max_patches=8, seed=5)
 

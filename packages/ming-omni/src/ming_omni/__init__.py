@@ -1,6 +1,7 @@
 """ming-omni: Ming-Flash-Omni composed from the ming-* components (paper §2)."""
 
 from .configuration import MingOmniConfig
+from .inventory import ComponentParameters, format_inventory, parameter_inventory, preset_inventory
 from .loading import check_omni_checkpoint, omni_checkpoint_keys, omni_checkpoint_shapes
 from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
@@ -11,6 +12,7 @@ from .tokens import SPECIAL_TOKENS, make_tokenizer
 __all__ = [
     "SPECIAL_TOKENS",
     "AudioContent",
+    "ComponentParameters",
     "Content",
     "ImageContent",
     "Message",
@@ -27,8 +29,11 @@ __all__ = [
     "VideoContent",
     "VisionProjector",
     "check_omni_checkpoint",
+    "format_inventory",
     "make_tokenizer",
     "omni_checkpoint_keys",
     "omni_checkpoint_shapes",
+    "parameter_inventory",
+    "preset_inventory",
     "validate_conversation",
 ]

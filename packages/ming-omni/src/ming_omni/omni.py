@@ -3,6 +3,11 @@
 :meth:`MingOmni.generate` takes a conversation (or a ming-contextasr :class:`~ming_contextasr.ContextASRRequest`)
 and returns the answer's text, and on request its speech: the answer is re-tokenized for the talker, whose latent
 patches the speech tokenizer's decoder turns into 16 kHz audio, streamed patch by patch if asked.
+
+Images (paper §2.3): ming-imagegen's learnable queries are appended to the whole conversation (images, video and
+audio included) and the LLM's last-layer states at them condition the diffusion pipeline. A conversation whose
+last user turn holds an image is an edit of that image (its VAE latents are the pipeline's reference). Segmentation
+is editing too: :meth:`MingOmni.segment` hands ming-genseg's colouring edit to :meth:`MingOmni.edit`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import LogitsProcessorList
 
@@ -24,20 +31,23 @@ from ming_contextasr import (
     parse_transcription,
     render_prompt,
 )
+from ming_genseg import Segmentation, SegmentationOptions, segment
+from ming_imagegen import ImageGenerationOptions, MingImagePipeline, nearest_bucket, tiny_pipeline
 from ming_speech_tokenizer import StreamingDecoder
 from ming_tts_head import GenerationOptions, SpeechChunk, SpeechRequest, stream_speech, synthesize
 
 from .configuration import MingOmniConfig
-from .messages import AudioContent, Message, TextContent
+from .messages import AudioContent, ImageContent, Message, TextContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration
 from .processor import MingOmniProcessor
 from .tokens import make_tokenizer
 
 __all__ = ["MingOmni", "OmniOptions", "OmniOutput", "Output"]
 
-Output = Literal["text", "speech"]
+Output = Literal["text", "speech", "image"]
 """What :meth:`MingOmni.generate` can return besides the token ids."""
 
+_IMAGE_GENERATOR_DIR = "image_generator"
 _TINY_CORPUS = (
     "You are a helpful assistant. Describe the image, the video and the audio. A red circle, a blue square and a "
     "green triangle move on a white background. Transcribe the speech. Answer as language and transcript. English",
@@ -59,6 +69,9 @@ class OmniOptions(BaseModel):
     hotword_bonus: float = Field(2.0, ge=0, description="Score bonus per hotword token (ContextASR requests).")
     speech: GenerationOptions = Field(default_factory=GenerationOptions, description="Talker sampler settings.")
     stream_speech: bool = Field(False, description="Return speech as an iterator of chunks, patch by patch.")
+    image: ImageGenerationOptions = Field(
+        default_factory=ImageGenerationOptions, description="Image sampler settings (steps, guidance, size, seed)."
+    )
 
 
 @dataclass
@@ -73,6 +86,7 @@ class OmniOutput:
         speech_chunks: with ``stream_speech``: an iterator of :class:`ming_tts_head.SpeechChunk` (audio included).
         sample_rate: rate of ``speech``.
         transcription: for a ContextASR request, the parsed ``{language}\\t{transcript}`` answer.
+        images: with ``"image"``: the drawn images, or the edit of the last user turn's image.
     """
 
     text: str
@@ -82,6 +96,7 @@ class OmniOutput:
     speech_chunks: Iterator[SpeechChunk] | None = field(default=None, repr=False)
     sample_rate: int = 16_000
     transcription: Transcription | None = None
+    images: list[Image.Image] | None = None
 
 
 class MingOmni:
@@ -90,11 +105,26 @@ class MingOmni:
     Args:
         model: the model (evaluation mode is set here).
         processor: its processor.
+        image_generator: ming-imagegen's pipeline, conditioned through this model's LLM (its own
+            ``language_model`` is not used); None: no image output.
     """
 
-    def __init__(self, model: MingOmniForConditionalGeneration, processor: MingOmniProcessor) -> None:
+    def __init__(
+        self,
+        model: MingOmniForConditionalGeneration,
+        processor: MingOmniProcessor,
+        image_generator: MingImagePipeline | None = None,
+    ) -> None:
         self.model = model.eval()
         self.processor = processor
+        self.image_generator = image_generator
+        if image_generator is not None:
+            width = image_generator.conditioner.config.llm_hidden_size
+            if width != model.config.llm_config.hidden_size:
+                raise ValueError(
+                    f"image_generator's conditioner reads LLM states of width {width}, the LLM's is "
+                    f"{model.config.llm_config.hidden_size}"
+                )
 
     @classmethod
     def from_pretrained(
@@ -108,20 +138,32 @@ class MingOmni:
         if device_map is not None:
             kwargs["device_map"] = device_map
         model = MingOmniForConditionalGeneration.from_pretrained(directory, **kwargs)
-        return cls(model, MingOmniProcessor.from_pretrained(directory, config=model.config))
+        image_dir = Path(directory) / _IMAGE_GENERATOR_DIR
+        image_generator = None
+        if image_dir.is_dir():
+            image_generator = MingImagePipeline.from_pretrained(image_dir, **({"torch_dtype": dtype} if dtype else {}))
+            image_generator.to(model.device)
+        return cls(model, MingOmniProcessor.from_pretrained(directory, config=model.config), image_generator)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write model (safetensors), config and tokenizer(s) to ``directory``."""
+        """Write model (safetensors), config and tokenizer(s) to ``directory``, and the image generator to its
+        ``image_generator/`` folder."""
         self.model.save_pretrained(directory)
         self.processor.save_pretrained(directory)
+        if self.image_generator is not None:
+            self.image_generator.save_pretrained(Path(directory) / _IMAGE_GENERATOR_DIR)
 
     @classmethod
     def tiny(cls, seed: int = 0, texts: Iterable[str] = _TINY_CORPUS) -> MingOmni:
-        """A randomly initialised tiny model with a small byte-level BPE tokenizer trained on ``texts``."""
+        """A randomly initialised tiny model with a small byte-level BPE tokenizer trained on ``texts``, and
+        ming-imagegen's tiny pipeline (32×32 images) reading its LLM."""
         tokenizer = make_tokenizer(texts, vocab_size=512)
         torch.manual_seed(seed)
         config = MingOmniConfig.tiny(vocab_size=512)
-        return cls(MingOmniForConditionalGeneration(config), MingOmniProcessor(tokenizer, config))
+        model = MingOmniForConditionalGeneration(config)
+        image_generator = tiny_pipeline(model.model, tokenizer, image_size=32, seed=seed)
+        image_generator.register_modules(language_model=None, tokenizer=None)  # conditioned through MingOmni
+        return cls(model, MingOmniProcessor(tokenizer, config), image_generator)
 
     @property
     def sample_rate(self) -> int:
@@ -140,16 +182,18 @@ class MingOmni:
             request: a list of messages (see :class:`~ming_omni.Message`), or a
                 :class:`ming_contextasr.ContextASRRequest` (its context prompt and audio become a user turn, its
                 hotwords bias decoding, and the answer is parsed into ``transcription``).
-            outputs: ``"text"`` (always produced) and/or ``"speech"``.
+            outputs: ``"text"`` (always produced), ``"speech"`` and/or ``"image"`` (drawn from the conversation,
+                or an edit of the image in the last user turn).
             options: :class:`OmniOptions`.
 
         Raises:
-            ValueError: an unknown output name, or a bad request (see :class:`~ming_omni.MingOmniProcessor`).
+            ValueError: an unknown output name, ``"image"`` without an image generator, or a bad request (see
+                :class:`~ming_omni.MingOmniProcessor`).
         """
         outputs = set(outputs)
-        unknown = outputs - {"text", "speech"}
+        unknown = outputs - {"text", "speech", "image"}
         if unknown:
-            raise ValueError(f"outputs: unknown {sorted(unknown)}; choose from 'text', 'speech'")
+            raise ValueError(f"outputs: unknown {sorted(unknown)}; choose from 'text', 'speech', 'image'")
         options = options or OmniOptions()
         processors = LogitsProcessorList()
         asr = isinstance(request, ContextASRRequest)
@@ -171,6 +215,8 @@ class MingOmni:
                 result.speech_chunks = self.stream_speech(response.text, options.speech)
             else:
                 result.speech = self.speak(response.text, options.speech)
+        if "image" in outputs:
+            result.images = self._images(validate_conversation(messages), options.image)
         return result
 
     @torch.no_grad()
@@ -207,3 +253,70 @@ class MingOmni:
         options = options or GenerationOptions()
         decoder = StreamingDecoder(self.model.speech_tokenizer)
         return stream_speech(self.model.talker, self._speech_request(text, options), options, decoder=decoder)
+
+    # -- images ---------------------------------------------------------------------------------------------------
+
+    def _pipeline(self) -> MingImagePipeline:
+        if self.image_generator is None:
+            raise ValueError("this MingOmni has no image_generator: image output, edit and segment need one")
+        return self.image_generator
+
+    @torch.no_grad()
+    def condition_states(self, messages: Any) -> torch.Tensor:
+        """The LLM's last-layer states at ming-imagegen's learnable queries appended to the conversation (after the
+        open assistant turn), at the condition scales: ``(1, num_condition_tokens, llm hidden)``."""
+        conditioner = self._pipeline().conditioner
+        inputs = self.processor(messages).to(self.model.device, self.model.vision.dtype)
+        kwargs = inputs.model_kwargs()
+        embeds = self.model.embed(
+            **{k: v for k, v in kwargs.items() if k not in ("attention_mask", "temporal_spacing", "sequence_ids")}
+        )
+        embeds, mask, _ = conditioner.append_queries(embeds, inputs.attention_mask)
+        queries = conditioner.num_queries
+        kwargs.update(
+            input_ids=None,
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            modality_ids=F.pad(inputs.modality_ids, (0, queries)),  # the queries are routed as text
+            use_cache=False,
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
+        states = self.model(**kwargs).hidden_states[-1][:, -queries:]
+        return conditioner.select_condition_states(states)
+
+    def _images(self, messages: list[Message], options: ImageGenerationOptions) -> list[Image.Image]:
+        pipeline = self._pipeline()
+        last_user = next(m for m in reversed(messages) if m.role == "user")
+        prompt = " ".join(c.text for c in last_user.content if isinstance(c, TextContent))
+        reference = next((c.image for c in reversed(last_user.content) if isinstance(c, ImageContent)), None)
+        states = self.condition_states(messages)
+        if reference is None:
+            return pipeline(prompt, llm_states=states, options=options, output_type="pil").images
+        height, width = nearest_bucket(reference.height, reference.width, pipeline.default_size, pipeline.size_multiple)
+        reference = reference.resize((width, height), Image.Resampling.BICUBIC)
+        return pipeline(
+            prompt, llm_states=states, reference_images=[reference], options=options, output_type="pil"
+        ).images
+
+    def draw(self, prompt: str, options: ImageGenerationOptions | None = None) -> list[Image.Image]:
+        """Images of ``prompt`` (a one-turn conversation), conditioned through the LLM."""
+        options = options or ImageGenerationOptions()
+        return self._images(validate_conversation([{"role": "user", "content": prompt}]), options)
+
+    def edit(self, image: Image.Image, prompt: str, *, seed: int | None = None) -> Image.Image:
+        """Edit ``image`` as ``prompt`` says (ming-genseg's ``EditingPipeline`` protocol): the LLM reads the image
+        and the instruction; the image, resized to its nearest aspect-ratio bucket, is the pipeline's reference."""
+        messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+        return self._images(validate_conversation(messages), ImageGenerationOptions(seed=seed))[0]
+
+    def segment(
+        self,
+        image: Image.Image,
+        expression: str,
+        options: SegmentationOptions | None = None,
+        *,
+        seed: int | None = None,
+    ) -> Segmentation:
+        """Segment what ``expression`` refers to, as ming-genseg does it: a colouring edit read back as a mask."""
+        return segment(image, expression, self, options, seed=seed)
