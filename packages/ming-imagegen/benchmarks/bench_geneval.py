@@ -5,7 +5,8 @@ Run: python packages/ming-imagegen/benchmarks/bench_geneval.py [--checkpoint DIR
 Loads the pipeline that ``examples/train_shapes.py`` saved at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``;
 trained first, about 20 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
 held-out prompt of the six GenEval categories (prompts never shown in training, :func:`~ming_imagegen.shapes.
-split_prompts`) it draws ``--images-per-prompt`` images and scores them with the rule-based checker
+split_prompts`) it draws ``--images-per-category`` images (the category's prompts in turn, each image its own seed)
+and scores them with the rule-based checker
 (:mod:`ming_imagegen.geneval`); the rendered ground truth of the same prompts is scored too (the checker's ceiling).
 Editing: ``--edits`` recolouring edits ("make the red circle green") on scenes of held-out prompts, scored by the
 checker on the edited object and by the pixels changed elsewhere, against returning the reference unchanged. Prints a
@@ -50,14 +51,12 @@ def load(checkpoint: Path) -> tuple[MingImagePipeline, MingImagePipeline, Shapes
     return trained, untrained, options, summary
 
 
-def generate(pipe: MingImagePipeline, prompts: list[str], per_prompt: int, steps: int, batch: int) -> list[Image.Image]:
-    """``per_prompt`` images of each prompt, prompt-major; every image has its own seed (the same for any model)."""
+def generate(pipe: MingImagePipeline, prompts: list[str], steps: int, batch: int) -> list[Image.Image]:
+    """One image per prompt (repeat a prompt for several); image ``i`` has seed ``i`` whatever the model."""
     images: list[Image.Image] = []
     for start in range(0, len(prompts), batch):
-        chunk = prompts[start : start + batch]
         # Row r of a call draws its noise from seed + r.
-        out = pipe(chunk, seed=start * per_prompt, num_images_per_prompt=per_prompt, num_inference_steps=steps)
-        images += out.images
+        images += pipe(prompts[start : start + batch], seed=start, num_inference_steps=steps).images
     return images
 
 
@@ -108,8 +107,8 @@ def row(system: str, scores: GenEvalScores | None, edits: dict[str, float] | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--images-per-prompt", type=int, default=4, help="GenEval draws 4")
-    parser.add_argument("--edits", type=int, default=120)
+    parser.add_argument("--images-per-category", type=int, default=24)
+    parser.add_argument("--edits", type=int, default=96)
     parser.add_argument("--steps", type=int, default=30, help="Euler steps (the pipeline's default)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "geneval.json")
@@ -119,9 +118,9 @@ def main() -> None:
     trained, untrained, shapes, summary = load(args.checkpoint)
     checker = CheckerOptions.for_shapes(shapes)
     held_out = split_prompts(shapes).held_out
-    specs = [spec for category in GENEVAL_CATEGORIES for spec in held_out[category]]
-    per_image_specs = [spec for spec in specs for _ in range(args.images_per_prompt)]
-    prompts = [spec.text for spec in specs]
+    per_category = args.images_per_category
+    per_image_specs = [held_out[c][i % len(held_out[c])] for c in GENEVAL_CATEGORIES for i in range(per_category)]
+    prompts = [spec.text for spec in per_image_specs]
     truth = [render_scene(spec, i, shapes).image for i, spec in enumerate(per_image_specs)]
     every_held_out = [spec for found in held_out.values() for spec in found]
     edits = [make_edit(every_held_out, EDIT_SEEDS + i, shapes) for i in range(args.edits)]
@@ -140,7 +139,7 @@ def main() -> None:
     for name, pipe in (("trained", trained), ("untrained", untrained)):
         pipe.set_progress_bar_config(disable=True)
         start = time.perf_counter()
-        images = generate(pipe, prompts, args.images_per_prompt, args.steps, args.batch)
+        images = generate(pipe, prompts, args.steps, args.batch)
         seconds = (time.perf_counter() - start) / len(images)
         edited = edit(pipe, edits, args.steps, args.batch)
         samples[name] = (images, edited)
@@ -150,20 +149,23 @@ def main() -> None:
 
     eval_dir = args.checkpoint.with_name(args.checkpoint.name + "-eval")
     eval_dir.mkdir(parents=True, exist_ok=True)
-    first = [i * args.images_per_prompt for i in range(len(specs))]
+    first = [c * per_category + i for c in range(len(GENEVAL_CATEGORIES)) for i in range(min(4, per_category))]
     grid([[truth[i] for i in first], *([samples[n][0][i] for i in first] for n in samples)]).save(
         eval_dir / "geneval_samples.png"
     )
     shown = edits[:24]
     grid([[e.reference.image for e in shown], *(samples[n][1][: len(shown)] for n in samples),
           [e.target for e in shown]]).save(eval_dir / "edit_samples.png")  # fmt: skip
-    (eval_dir / "prompts.txt").write_text("\n".join(prompts) + "\n\n" + "\n".join(e.instruction for e in shown) + "\n")
+    (eval_dir / "prompts.txt").write_text(
+        "\n".join(prompts[i] for i in first) + "\n\n" + "\n".join(e.instruction for e in shown) + "\n"
+    )
 
     columns = list(rows[0])
     defaults = ImageGenerationOptions()
     counts = {HEADERS[c]: len(held_out[c]) for c in GENEVAL_CATEGORIES}
     notes = (
-        f"Held-out prompts (never in training) per category {counts}, {args.images_per_prompt} images each, "
+        f"Held-out prompts (never in training) per category {counts}, {per_category} images per category (its "
+        "prompts in turn), "
         f"{args.steps} Euler steps, text guidance {defaults.guidance_scale} (editing: image "
         f"{defaults.image_guidance_scale}, text {defaults.guidance_scale}); a prompt passes when the rule-based "
         "checker finds every object it asks for with the right shape, colour and count (exact for number words) and "
@@ -173,7 +175,7 @@ def main() -> None:
         "best IoU, Outside changed = share of pixels away from the object whose colour changed by more than 32. "
         f"Training: {summary['description']}. The untrained model is the same initialisation before training. "
         f"Seconds per image: text-to-image generation with batched guidance, batch {args.batch}, one CPU thread; "
-        f"1-minute load average at the start: {load_avg:.1f}. Sample grids: {eval_dir} (outside git)."
+        f"1-minute load average at the start: {load_avg:.1f}. Sample grids: <checkpoint>-eval/ (outside git)."
     )
     result = {
         "title": "Mini-GenEval on rendered shapes (held-out prompts) and recolouring edits",

@@ -2,12 +2,14 @@
 show what it draws for prompts it never saw.
 
 Run: ming-heavy python packages/ming-imagegen/examples/train_shapes.py [--out DIR] [--steps N]
-(about 20 minutes on one CPU thread). Remakes the checkpoint that ``benchmarks/bench_geneval.py`` and ming-genseg's
+(about 20 minutes on one idle CPU thread; on a busy machine it stops at a checkpoint after ``--max-minutes`` and the
+same command resumes it). Remakes the checkpoint that ``benchmarks/bench_geneval.py`` and ming-genseg's
 ``benchmarks/bench_segment.py`` evaluate: ``MingImagePipeline.from_pretrained(DIR)`` (default
 ``~/.cache/ming/imagegen/shapes-tiny``, safetensors), with ``DIR-untrained`` (the same initialisation before training,
 the baseline), ``shapes_options.json`` (the shape world and its held-out split) and ``training_summary.json`` next to
 the weights. The trainer's checkpoints and sample grids go to ``DIR-run``: an interrupted run resumes from there when
-called again. With the checkpoint already made, only the demonstration at the end runs (``--retrain`` to redo it).
+called again. With the checkpoint already made, only the demonstration at the end runs (``--retrain`` trains anyway;
+delete ``DIR-run`` to start from scratch).
 
 Data (:mod:`ming_imagegen.shapes`, made on the spot): 32×32 scenes of the training prompts of the six GenEval
 categories (a quarter of each category's prompts is held out), and recolouring edits of objects in such scenes,
@@ -41,9 +43,11 @@ from ming_imagegen.training import EditingSample, GenerationSample, TrainingReci
 
 DEFAULT_OUT = Path.home() / ".cache" / "ming" / "imagegen" / "shapes-tiny"
 SHAPES = ShapesOptions(size=32)
-GENERATION_SAMPLES = 6000
-EDIT_SAMPLES = 3000
+GENERATION_SAMPLES = 4000
+EDIT_SAMPLES = 2000
 STEPS = 800
+BATCH = 16
+CHUNK = 100  # steps between checkpoints, and between checks of the time budget
 MODEL_SEED = 0
 
 
@@ -63,20 +67,19 @@ def training_samples(shapes: ShapesOptions) -> list[GenerationSample | EditingSa
     return samples
 
 
-def recipe(run_dir: Path, steps: int, shapes: ShapesOptions) -> TrainingRecipe:
-    """The recipe of the cached checkpoint (sample grids show held-out prompts and edits)."""
+def recipe(run_dir: Path, steps: int, shapes: ShapesOptions, *, samples: bool) -> TrainingRecipe:
+    """The recipe of the cached checkpoint; with ``samples`` the final grid shows held-out prompts and edits."""
     held_out = split_prompts(shapes).held_out
     every_held_out = [spec for found in held_out.values() for spec in found]
-    edits = [make_edit(every_held_out, 10**6 + i, shapes) for i in range(3)]
+    edits = [make_edit(every_held_out, 10**6 + i, shapes) for i in range(3)] if samples else []
     return TrainingRecipe(
         output_dir=run_dir,
         steps=steps,
-        batch_size=16,
+        batch_size=BATCH,
         learning_rate=1e-3,
         warmup_steps=50,
-        checkpoint_every=100,
-        sample_every=200,
-        sample_prompts=[held_out[c][0].text for c in GENEVAL_CATEGORIES],
+        checkpoint_every=CHUNK,
+        sample_prompts=[held_out[c][0].text for c in GENEVAL_CATEGORIES] if samples else [],
         sample_edits=[
             EditingSample(references=e.reference.image, instruction=e.instruction, target=e.target) for e in edits
         ],
@@ -84,36 +87,46 @@ def recipe(run_dir: Path, steps: int, shapes: ShapesOptions) -> TrainingRecipe:
     )
 
 
-def train_and_save(out: Path, steps: int) -> MingImagePipeline:
-    """Train (or resume) the tiny pipeline on shapes and save it, its untrained initialisation and its metadata."""
+def train_and_save(out: Path, steps: int, max_minutes: float) -> MingImagePipeline | None:
+    """Train (or resume) the tiny pipeline on shapes, ``CHUNK`` steps at a time, and save it, its untrained
+    initialisation and its metadata once ``steps`` are done; None when ``max_minutes`` ran out first (the run resumes
+    from its last checkpoint when called again)."""
+    start = time.perf_counter()
     pipe = tiny_pipeline(image_size=SHAPES.size, glyph=False, identity=False, seed=MODEL_SEED)
     untrained = out.with_name(out.name + "-untrained")
     if not (untrained / "model_index.json").exists():
         pipe.save_pretrained(untrained, safe_serialization=True)
-    start = time.perf_counter()
     samples = training_samples(SHAPES)
-    print(f"{len(samples)} training samples in {time.perf_counter() - start:.0f} s")
-    start = time.perf_counter()
-    log = train_image_generator(pipe, samples, recipe(out.with_name(out.name + "-run"), steps, SHAPES))
-    minutes = (time.perf_counter() - start) / 60
+    print(f"{len(samples)} training samples made in {time.perf_counter() - start:.0f} s")
+    run_dir = out.with_name(out.name + "-run")
+    done = max((int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*")), default=0)
+    while True:  # at least once: a finished run's trainer call just returns its log
+        chunk_start = time.perf_counter()
+        target = min(steps, done + CHUNK)
+        log = train_image_generator(pipe, samples, recipe(run_dir, target, SHAPES, samples=target == steps))
+        done = target
+        if done >= steps:
+            break
+        elapsed, chunk = (time.perf_counter() - start) / 60, (time.perf_counter() - chunk_start) / 60
+        if elapsed + chunk > max_minutes:
+            print(f"stopped at step {done} of {steps} after {elapsed:.1f} min; run the same command to resume")
+            return None
     pipe.save_pretrained(out, safe_serialization=True)
     (out / "shapes_options.json").write_text(SHAPES.model_dump_json(indent=2))
     first, last = float(np.mean(log.losses[:50])), float(np.mean(log.losses[-50:]))
     summary = {
         "steps": steps,
-        "batch_size": 16,
-        "minutes": round(minutes, 1),
-        "resumed_from": log.resumed_from,
+        "batch_size": BATCH,
         "loss_first_50": round(first, 4),
         "loss_last_50": round(last, 4),
         "description": (
-            f"{steps} steps of 16 samples ({GENERATION_SAMPLES} text-to-image pairs of training prompts + "
+            f"{steps} steps of {BATCH} samples ({GENERATION_SAMPLES} text-to-image pairs of training prompts + "
             f"{EDIT_SAMPLES} edits), AdamW 1e-3, one CPU thread; flow-matching loss {first:.3f} over the first 50 "
             f"steps → {last:.3f} over the last 50"
         ),
     }
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"trained in {minutes:.1f} min: loss {first:.3f} → {last:.3f}; saved to {out}")
+    print(f"done: loss {first:.3f} → {last:.3f}; saved to {out}")
     return pipe
 
 
@@ -121,11 +134,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where save_pretrained writes the pipeline")
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
+    parser.add_argument("--retrain", action="store_true", help="train (or resume DIR-run) even if DIR exists")
+    parser.add_argument("--max-minutes", type=float, default=19.0, help="stop at a checkpoint before this")
     args = parser.parse_args()
     torch.set_num_threads(1)  # thousands of small ops: a second thread costs more than it gains on a shared 2-core box
     if args.retrain or not (args.out / "model_index.json").exists():
-        pipe = train_and_save(args.out, args.steps)
+        pipe = train_and_save(args.out, args.steps, args.max_minutes)
+        if pipe is None:
+            return
     else:
         pipe = MingImagePipeline.from_pretrained(args.out)
         print(f"loaded {args.out} (--retrain to train again)")

@@ -63,9 +63,16 @@ def test_detections_are_the_scene_objects():
 def test_shape_classifier_on_drawn_shapes_of_every_size(shape):
     for diameter in range(6, 41, 2):
         options = SceneOptions(
-            n=4, seed=diameter, width=48, height=48, shapes=(shape,), min_objects=1, max_objects=1,
-            min_size=diameter / 48, max_size=diameter / 48,
-        )  # fmt: skip
+            n=4,
+            seed=diameter,
+            width=48,
+            height=48,
+            shapes=(shape,),
+            min_objects=1,
+            max_objects=1,
+            min_size=diameter / 48,
+            max_size=diameter / 48,
+        )
         for scene in make_scenes(options):
             assert classify_shape(scene.objects[0].mask) == shape
 
