@@ -1,0 +1,40 @@
+"""Shared by the benchmark scripts: print a result table and write it as the JSON that docs/hooks/benchmarks.py
+renders (``{title, command, machine, columns, rows, notes}``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+COMMAND = "nox -s bench-ming-tts-head"
+
+
+def machine(threads: int) -> str:
+    """The CPU, its core count, the torch threads used and the torch version."""
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
+
+
+def write_result(out: Path, title: str, machine_text: str, rows: list[dict], notes: list[str]) -> None:
+    """Print ``rows`` (dicts with the same keys, in column order) and ``notes``, and write them to ``out``."""
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print(" | ".join(c.ljust(widths[c]) for c in columns))
+    print("-+-".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    print("\n".join(notes))
+    result = {
+        "title": title,
+        "command": COMMAND,
+        "machine": machine_text,
+        "columns": columns,
+        "rows": rows,
+        "notes": " ".join(notes),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {out}")
