@@ -4,6 +4,7 @@ import pytest
 import torch
 from omni_helpers import CORPUS
 
+from ming_imagegen import tiny_pipeline
 from ming_omni import MingOmni, MingOmniConfig, MingOmniForConditionalGeneration, MingOmniProcessor, make_tokenizer
 
 # tiny models: one thread is faster, and two thrash when the machine is busy
@@ -45,5 +46,7 @@ def model(config) -> MingOmniForConditionalGeneration:
 
 
 @pytest.fixture(scope="session")
-def omni(model, processor) -> MingOmni:
-    return MingOmni(model, processor)
+def omni(model, processor, tokenizer) -> MingOmni:
+    image_generator = tiny_pipeline(model.model, tokenizer, image_size=32, seed=0)
+    image_generator.register_modules(language_model=None, tokenizer=None)
+    return MingOmni(model, processor, image_generator)
