@@ -59,9 +59,9 @@ def test_dropped_reference_is_as_if_absent():
 def test_drop_condition_uses_the_null_token_only():
     model, x = _model(), _inputs()
     dropped = model(**x, drop_condition=torch.tensor([True, False])).sample
-    # The null token replaces the typed condition token (no type embedding on it).
+    # Every token of the row becomes the null token, which replaces the typed token (no type embedding on it).
     null = (model.null_condition - model.condition_type_embed.weight[0]).view(1, 1, -1)
-    explicit = model(**(x | {"condition": null.expand(2, 1, -1)})).sample
+    explicit = model(**(x | {"condition": null.expand(2, 5, -1)})).sample
     torch.testing.assert_close(dropped[0], explicit[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(dropped[1], model(**x).sample[1], atol=1e-5, rtol=0)
 

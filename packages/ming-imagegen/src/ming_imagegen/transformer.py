@@ -137,6 +137,7 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         self.norm_out = AdaLayerNormContinuous(dim, dim, elementwise_affine=False, eps=1e-6)
         self.proj_out = nn.Linear(dim, patch_size * patch_size * in_channels)
         self.gradient_checkpointing = False
+        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def flash_config() -> dict[str, Any]:
@@ -185,6 +186,18 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         r, c = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
         return torch.stack([torch.full_like(r, frame), r, c], dim=-1).reshape(-1, 3)
 
+    def _rope(self, grids: tuple[tuple[int, int, int], ...], context: int, device: torch.device) -> Any:
+        """Rotary ``(cos, sin)`` of ``(frame, rows, cols)`` grids, then ``context`` tokens at position 0."""
+        # The tables depend only on the token layout, the same at every denoising step: compute each layout once.
+        key = (grids, context, device)
+        if key not in self._rope_cache:
+            if len(self._rope_cache) >= 32:
+                self._rope_cache.clear()
+            ids = [self._grid_ids(f, r, c, device) for f, r, c in grids]
+            ids.append(torch.zeros(context, 3, dtype=torch.long, device=device))
+            self._rope_cache[key] = self.rope(torch.cat(ids))
+        return self._rope_cache[key]
+
     def _block(self, block: nn.Module, *args: Any, **kwargs: Any) -> Any:
         if torch.is_grad_enabled() and self.gradient_checkpointing:
             return self._gradient_checkpointing_func(block, *args, **kwargs)
@@ -212,35 +225,35 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
             condition_types: ``(B, L)`` indices into :data:`CONDITION_TYPES`; default all ``"query"``.
             references: ``(B, R, C, h, w)`` clean reference latents, or None.
             reference_mask: ``(B, R)`` bool, False drops that reference for that row (guidance / padding).
-            drop_condition: ``(B,)`` bool, True replaces the row's condition by the learned null token.
+            drop_condition: ``(B,)`` bool, True replaces every condition token of the row by the learned null token.
             return_dict: return a ``Transformer2DModelOutput`` rather than a tuple.
         """
         batch, _, height, width = hidden_states.shape
         p, device = self.config.patch_size, hidden_states.device
         if height % p or width % p:
             raise ValueError(f"latent size {height}×{width} is not a multiple of patch_size {p}")
-        masked = condition_mask is not None or reference_mask is not None or drop_condition is not None
         if condition_mask is None:
             condition_mask = torch.ones(condition.shape[:2], dtype=torch.bool, device=device)
         if condition_types is None:
             condition_types = torch.zeros(condition.shape[:2], dtype=torch.long, device=device)
         condition = condition + self.condition_type_embed(condition_types)
-        if drop_condition is not None:
-            null_mask = torch.zeros_like(condition_mask)
-            null_mask[:, 0] = True
+        if drop_condition is not None:  # every token of a dropped row becomes the null token (padding stays masked)
             condition = torch.where(drop_condition[:, None, None], self.null_condition.to(condition.dtype), condition)
-            condition_mask = torch.where(drop_condition[:, None], null_mask, condition_mask)
         weights = condition_mask.to(condition.dtype).unsqueeze(-1)
         pooled = (condition * weights).sum(1) / weights.sum(1)
         temb = self.time_text_embed(timestep, pooled)
         context = self.context_embedder(self.condition_mlp(condition))
 
-        target_ids = self._grid_ids(0, height // p, width // p, device)
-        target_rope = self.rope(target_ids)
+        target_grid = (0, height // p, width // p)
+        target_tokens = target_grid[1] * target_grid[2]
         image = self.pos_embed(hidden_states).contiguous()
         for block in self.noise_refiner:
-            image = self._block(block, image, temb, target_rope)
-        streams, ids, image_mask = [image], [target_ids], [torch.ones(image.shape[:2], dtype=torch.bool, device=device)]
+            image = self._block(block, image, temb, self._rope((target_grid,), 0, device))
+        streams, grids, image_mask = (
+            [image],
+            [target_grid],
+            [torch.ones(image.shape[:2], dtype=torch.bool, device=device)],
+        )
         if references is not None:
             if reference_mask is None:
                 reference_mask = torch.ones(references.shape[:2], dtype=torch.bool, device=device)
@@ -248,24 +261,22 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
                 raise ValueError(f"{references.shape[1]} references exceed max_references={self.config.max_references}")
             rows, cols = references.shape[-2] // p, references.shape[-1] // p
             for r in range(references.shape[1]):
-                ref_ids = self._grid_ids(r + 1, rows, cols, device)
-                ref_rope = self.rope(ref_ids)
+                ref_grid = (r + 1, rows, cols)
                 tokens = self.reference_embed(references[:, r]).contiguous() + self.concept_embed.weight[r]
                 for block in self.reference_refiner:
-                    tokens = self._block(block, tokens, temb, ref_rope)
+                    tokens = self._block(block, tokens, temb, self._rope((ref_grid,), 0, device))
                 streams.append(tokens)
-                ids.append(ref_ids)
+                grids.append(ref_grid)
                 image_mask.append(reference_mask[:, r : r + 1].expand(-1, tokens.shape[1]))
         image = torch.cat(streams, dim=1)
-        context_ids = torch.zeros(context.shape[1], 3, dtype=target_ids.dtype, device=device)
-        kwargs = {
-            "image_rotary_emb": self.rope(torch.cat([*ids, context_ids])),
-            "attention_mask": torch.cat([*image_mask, condition_mask], dim=1) if masked else None,
-        }
+        mask = torch.cat([*image_mask, condition_mask], dim=1)
+        # SDPA without a mask takes the faster fused path; a mask of all-True keys changes nothing.
+        rope = self._rope(tuple(grids), context.shape[1], device)
+        kwargs = {"image_rotary_emb": rope, "attention_mask": None if mask.all() else mask}
         for block in self.transformer_blocks:
             context, image = self._block(block, image, context, temb, kwargs)
 
-        out = self.proj_out(self.norm_out(image[:, : target_ids.shape[0]], temb))
+        out = self.proj_out(self.norm_out(image[:, :target_tokens], temb))
         c = self.config.in_channels
         out = out.reshape(batch, height // p, width // p, p, p, c).permute(0, 5, 1, 3, 2, 4)
         out = out.reshape(batch, c, height, width)
