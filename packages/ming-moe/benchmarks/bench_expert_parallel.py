@@ -27,19 +27,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from bench_moe_block import SHAPES, SLICE
 
-from ming_moe import BailingMoeV2Config, ParallelLayout, SparseMoeBlock, apply_expert_parallel, build_device_mesh
+from ming_moe import ParallelLayout, SparseMoeBlock, apply_expert_parallel, build_device_mesh
 
 WORLD = 2
-CONFIG = BailingMoeV2Config(
-    hidden_size=1024,
-    moe_intermediate_size=256,
-    num_experts=256,
-    num_experts_per_tok=8,
-    n_group=8,
-    topk_group=4,
-    router_modalities=["text"],
-)
+CONFIG = SHAPES[SLICE]  # the one-layer slice of the single-process benchmark
 FORWARD, BOTH = "forward", "fwd+bwd"
 
 

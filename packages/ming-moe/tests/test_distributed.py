@@ -78,18 +78,16 @@ def _run_block(block, x, router_index, output_weights):
     return out.detach(), x.grad, grads
 
 
-def _train(model, step_inputs) -> list[float]:
-    """AdamW steps with balancing; ``step_inputs(step)`` lists this process's micro-batches of the step (gradients
-    averaged over them). Returns the loss of each step, averaged over all micro-batches of all processes."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+def _train(model, optimizer, step_inputs, steps: int = STEPS) -> list[float]:
+    """AdamW steps with balancing; ``step_inputs`` lists this process's micro-batches (the same at every step; the
+    gradients are averaged over them). Returns the loss of each step, averaged over all processes' micro-batches."""
     updater = ExpertBiasUpdater(model)
     losses = []
-    for step in range(STEPS):
-        micro_batches = step_inputs(step)
+    for _ in range(steps):
         total = torch.zeros(())
-        for ids, modality in micro_batches:
+        for ids, modality in step_inputs:
             loss = model(ids, labels=ids, modality_ids=modality).loss
-            (loss / len(micro_batches)).backward()
+            (loss / len(step_inputs)).backward()
             total += loss.detach()
         if dist.is_initialized():
             dist.all_reduce(total)
@@ -98,6 +96,10 @@ def _train(model, step_inputs) -> list[float]:
         optimizer.zero_grad()
         updater()
     return losses
+
+
+def _adamw(model) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=3e-3)
 
 
 def _gather(tensor: torch.Tensor) -> torch.Tensor:
@@ -149,12 +151,22 @@ def _scenarios(rank: int, directory: str) -> dict:
         ExpertBiasUpdater(block, rate=0.1)()
         results[case, "bias"] = torch.stack([router.expert_bias for router in block.routers])
 
-    # FSDP2 + EP training of the tiny model
+    # FSDP2 + EP training of the tiny model; then the same run interrupted after half the steps and resumed from a
+    # checkpoint (model + optimizer) in freshly built objects
     ids, modality = _batches()
+    my_batch = [(ids[rank], modality[rank])]
     for layout in LAYOUTS:
         mesh = build_device_mesh(ParallelLayout(data_parallel=layout[0], expert_parallel=layout[1]))
         model = shard_model(_model().train(), mesh)
-        results[layout] = _train(model, lambda step: [(ids[rank], modality[rank])])
+        results[layout] = _train(model, _adamw(model), my_batch)
+    first = shard_model(_model().train(), mesh)
+    optimizer = _adamw(first)
+    results["resumed"] = _train(first, optimizer, my_batch, STEPS // 2)
+    save_distributed_checkpoint(f"{directory}/half", first, optimizer)
+    second = shard_model(_model(seed=11).train(), mesh)
+    optimizer = _adamw(second)
+    load_distributed_checkpoint(f"{directory}/half", second, optimizer)
+    results["resumed"] += _train(second, optimizer, my_batch, STEPS - STEPS // 2)
 
     # DCP: save on 2 ranks (the model just trained), load on 2 ranks a checkpoint saved by one process
     save_distributed_checkpoint(f"{directory}/two_ranks", model)
@@ -230,15 +242,28 @@ def test_bias_update_sums_the_loads_of_all_ranks(workers, case):
         torch.testing.assert_close(r[case, "bias"], expected, atol=0, rtol=0)
 
 
+def _one_process_losses() -> list[float]:
+    """One process, same global batch: the ranks' batches as micro-batches of each step."""
+    ids, modality = _batches()
+    model = _model().train()
+    return _train(model, _adamw(model), list(zip(ids, modality, strict=True)))
+
+
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["dp2-ep1", "dp1-ep2"])
 def test_fsdp_and_expert_parallel_training_gives_the_loss_curve_of_one_process(workers, layout):
     results, _ = workers
-    ids, modality = _batches()
-    # one process, same global batch: the ranks' batches as micro-batches of each step
-    expected = _train(_model().train(), lambda step: list(zip(ids, modality, strict=True)))
+    expected = _one_process_losses()
     assert expected[-1] < expected[0]
     assert results[0][layout] == results[1][layout]
     torch.testing.assert_close(torch.tensor(results[0][layout]), torch.tensor(expected), atol=2e-5, rtol=0)
+
+
+def test_training_resumed_from_a_checkpoint_continues_the_same_loss_curve(workers):
+    results, _ = workers
+    assert results[0]["resumed"] == results[1]["resumed"]
+    torch.testing.assert_close(
+        torch.tensor(results[0]["resumed"]), torch.tensor(_one_process_losses()), atol=2e-5, rtol=0
+    )
 
 
 def test_checkpoint_saved_on_two_ranks_loads_on_one_with_identical_logits(workers, tmp_path):

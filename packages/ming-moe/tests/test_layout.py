@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.distributed as dist
 from pydantic import ValidationError
-from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from ming_moe import (
     BailingMoeV2Config,
@@ -21,10 +20,11 @@ from ming_moe import (
 
 @pytest.fixture
 def fake_world():
-    """A process group of 64 ranks in this process (collectives do nothing): enough to shard on `meta`."""
+    """Start a process group of ``world_size`` ranks in this process (torch's "fake" backend: collectives do
+    nothing), enough to shard on `meta`."""
 
     def start(world_size: int) -> None:
-        dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
+        dist.init_process_group("fake", store=dist.HashStore(), rank=0, world_size=world_size)
 
     yield start
     if dist.is_initialized():

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
+from torch.distributed.checkpoint import DefaultLoadPlanner
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from ming_videorope import RotaryEmbedding
@@ -51,18 +52,26 @@ def save_distributed_checkpoint(
 ) -> None:
     """Write ``model`` (and ``optimizer`` state, for resuming) as a DCP checkpoint; call on every rank.
 
-    Works for sharded (FSDP2, expert-parallel) and plain single-process models alike.
+    Works for sharded (FSDP2, expert-parallel) and plain single-process models alike. A checkpoint already in
+    ``directory`` is replaced.
     """
-    dcp.save(_state(model, optimizer), checkpoint_id=str(directory), no_dist=not dist.is_initialized())
+    writer = dcp.FileSystemWriter(str(directory), overwrite=True)
+    dcp.save(_state(model, optimizer), storage_writer=writer, no_dist=not dist.is_initialized())
 
 
 def load_distributed_checkpoint(
     directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> None:
     """Load a DCP checkpoint into ``model`` (and ``optimizer``) in place, whatever layout wrote it; call on every
-    rank. Missing or mismatched tensors raise."""
+    rank. Missing or mismatched model tensors raise."""
     state = _state(model, optimizer)
-    dcp.load(state, checkpoint_id=str(directory), no_dist=not dist.is_initialized())
+    no_dist = not dist.is_initialized()
+    dcp.load({"model": state["model"]}, checkpoint_id=str(directory), no_dist=no_dist)
+    if optimizer is not None:
+        # Parameters that never had a gradient (e.g. the image router in a text-only run) have no optimizer state
+        # in the checkpoint; they keep the fresh state (step 0, zero moments), which is what they had when saved.
+        planner = DefaultLoadPlanner(allow_partial_load=True)
+        dcp.load({"optimizer": state["optimizer"]}, checkpoint_id=str(directory), planner=planner, no_dist=no_dist)
     set_state_dict(
         model,
         optimizer if optimizer is not None else [],
@@ -76,8 +85,8 @@ def convert_distributed_checkpoint(
 ) -> Path:
     """Turn a DCP checkpoint into a plain ``from_pretrained`` directory (config + safetensors, original layout).
 
-    Runs in one process without ``torch.distributed``; it holds the whole model in host memory (fp32: 4 bytes per
-    parameter, 412 GB for the flash preset).
+    Runs in this process alone (also on one rank of a distributed job); it holds the whole model in host memory
+    (fp32: 4 bytes per parameter, 412 GB for the flash preset).
 
     Args:
         directory: DCP checkpoint written by :func:`save_distributed_checkpoint`.
@@ -89,7 +98,10 @@ def convert_distributed_checkpoint(
     """
     with torch.device("meta"):
         model = BailingMoeV2ForCausalLM(config)
-    load_distributed_checkpoint(directory, materialize_model(model, "cpu"))
+    state = materialize_model(model, "cpu").state_dict()
+    # this process alone, even when it is one rank of a running job
+    dcp.load({"model": state}, checkpoint_id=str(directory), no_dist=True)
+    model.load_state_dict(state)
     model.save_pretrained(output_directory)
     return Path(output_directory)
 
