@@ -7,6 +7,8 @@
   the ``{language}\\t{transcript}`` answer format.
 - :class:`HotwordBiasingProcessor`, :class:`HotwordTrie`, :func:`hotword_token_ids`: Aho–Corasick hotword biasing
   for any transformers ``generate()``.
+- :class:`ContextASRRecognizer`: the audio model feeding any transformers causal LM, trained on the rendered
+  prompts and decoded with its ``generate()`` (optionally with hotword biasing).
 - :func:`build_context_samples`: training samples with true entities mixed with distractors.
 - :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
 """
@@ -37,12 +39,14 @@ from .prompt import (
     parse_transcription,
     render_prompt,
 )
+from .recognizer import ContextASRRecognizer
 
 __all__ = [
     "SAMPLE_RATE",
     "AudioEncoderOutput",
     "ContextASRAudioConfig",
     "ContextASRAudioModel",
+    "ContextASRRecognizer",
     "ContextASRRequest",
     "ContextSample",
     "ContextSampleOptions",

@@ -1,0 +1,208 @@
+"""A complete context-aware recogniser: audio encoder + projector feeding a causal language model (paper §2.2).
+
+One row of the token sequence is::
+
+    <render_prompt(request).text> "\\n" <audio placeholder × num_audio_tokens> <answer> <eos>
+
+where the answer is ``{language}\\t{transcript}`` (:func:`format_transcription`). The placeholders' input embeddings
+are replaced by :class:`ContextASRAudioModel`'s output, so any transformers causal LM whose input width is the
+projector's output width fits; training puts the loss on the answer and EOS only. Decoding is the LM's own
+``generate()``, optionally with :class:`HotwordBiasingProcessor`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .biasing import HotwordBiasingProcessor, hotword_token_ids
+from .modeling import ContextASRAudioModel
+from .prompt import ContextASRRequest, PromptOptions, Transcription, parse_transcription, render_prompt
+
+__all__ = ["ContextASRRecognizer"]
+
+_IGNORE = -100  # label of positions without loss (transformers' convention)
+_SUBDIRS = {"audio": "audio", "language_model": "language_model", "tokenizer": "tokenizer"}
+_SETTINGS = "recognizer.json"
+
+
+def _biasing_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
+    """:func:`hotword_token_ids`, less spellings that end with another spelling.
+
+    With a byte- or character-level tokenizer " Zorbak" is the space token followed by "Zorbak": the shorter
+    spelling already matches there, and the longer one would put a bonus on every space.
+    """
+    ids = hotword_token_ids(tokenizer, words)
+    return [
+        word
+        for word in ids
+        if not any(len(other) < len(word) and word[len(word) - len(other) :] == other for other in ids)
+    ]
+
+
+class ContextASRRecognizer(nn.Module):
+    """Audio model + causal LM + tokenizer: trains on ``(request, answer)`` pairs and transcribes requests.
+
+    Args:
+        audio_model: the encoder + projector.
+        language_model: a transformers causal LM whose embedding width is ``audio_model.config.llm_hidden_size``.
+        tokenizer: the LM's tokenizer; it needs EOS and padding tokens.
+        audio_token_id: id of the audio placeholder token (never produced by tokenising prompt text).
+        prompt_options: truncation limits of the rendered context.
+
+    Raises:
+        ValueError: the widths differ, the tokenizer lacks EOS or padding, or ``audio_token_id`` is outside the
+            LM's vocabulary.
+    """
+
+    def __init__(
+        self,
+        audio_model: ContextASRAudioModel,
+        language_model: PreTrainedModel,
+        tokenizer: Any,
+        audio_token_id: int,
+        prompt_options: PromptOptions | None = None,
+    ) -> None:
+        super().__init__()
+        width = language_model.get_input_embeddings().embedding_dim
+        if width != audio_model.config.llm_hidden_size:
+            raise ValueError(
+                f"the language model is {width} wide but the projector outputs {audio_model.config.llm_hidden_size}"
+            )
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs an EOS and a padding token")
+        vocab = language_model.get_input_embeddings().num_embeddings
+        if not 0 <= audio_token_id < vocab:
+            raise ValueError(f"audio_token_id {audio_token_id} is outside the vocabulary of {vocab} tokens")
+        self.audio_model = audio_model
+        self.language_model = language_model
+        self.tokenizer = tokenizer
+        self.audio_token_id = audio_token_id
+        self.prompt_options = prompt_options or PromptOptions()
+
+    def _prompt_ids(self, request: ContextASRRequest) -> list[int]:
+        text = render_prompt(request, self.prompt_options).text + "\n"
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _inputs(self, requests: Sequence[ContextASRRequest], answers: Sequence[str] | None) -> dict[str, torch.Tensor]:
+        """Input ids, embeddings, attention mask (and labels with ``answers``): right-padded for training,
+        left-padded for generation."""
+        audio = self.audio_model([r.audio for r in requests])
+        rows, labels = [], []
+        for i, request in enumerate(requests):
+            prompt = self._prompt_ids(request) + [self.audio_token_id] * int(audio.lengths[i])
+            answer = []
+            if answers is not None:
+                answer = self.tokenizer(answers[i], add_special_tokens=False)["input_ids"]
+                answer = [*answer, self.tokenizer.eos_token_id]
+            rows.append(prompt + answer)
+            labels.append([_IGNORE] * len(prompt) + answer)
+        longest = max(len(row) for row in rows)
+        device = self.audio_model.device
+
+        def pad(row: list[int], value: int) -> list[int]:
+            filler = [value] * (longest - len(row))
+            return row + filler if answers is not None else filler + row
+
+        ids = torch.tensor([pad(row, self.tokenizer.pad_token_id) for row in rows], device=device)
+        mask = torch.tensor([pad([1] * len(row), 0) for row in rows], device=device)
+        embeds = self.language_model.get_input_embeddings()(ids)
+        valid = torch.arange(audio.embeddings.shape[1], device=device) < audio.lengths[:, None]
+        # Placeholders sit in row order and, within a row, in time order: the same order as the valid embeddings.
+        placeholders = (ids == self.audio_token_id) & mask.bool()
+        embeds = embeds.masked_scatter(placeholders[..., None], audio.embeddings[valid].to(embeds.dtype))
+        inputs = {"input_ids": ids, "inputs_embeds": embeds, "attention_mask": mask}
+        if answers is not None:
+            inputs["labels"] = torch.tensor([pad(row, _IGNORE) for row in labels], device=device)
+        return inputs
+
+    def forward(self, requests: Sequence[ContextASRRequest], answers: Sequence[str]) -> CausalLMOutputWithPast:
+        """Teacher-forced LM output; ``loss`` is the mean cross-entropy over answer and EOS tokens.
+
+        Args:
+            requests: the inputs (audio and context).
+            answers: one target per request, ``{language}\\t{transcript}`` (see :func:`format_transcription`).
+        """
+        if len(answers) != len(requests):
+            raise ValueError(f"{len(requests)} requests but {len(answers)} answers")
+        inputs = self._inputs(requests, answers)
+        del inputs["input_ids"]
+        return self.language_model(**inputs)
+
+    @torch.no_grad()
+    def transcribe(
+        self,
+        requests: Sequence[ContextASRRequest],
+        *,
+        bias_hotwords: Sequence[Sequence[str]] | None = None,
+        bonus: float = 2.0,
+        max_new_tokens: int = 256,
+        batch_size: int = 16,
+    ) -> list[Transcription]:
+        """Greedy transcription of each request (its hotwords and topic go into the prompt).
+
+        Args:
+            requests: what to transcribe.
+            bias_hotwords: optional decoding-time hotwords, one list per request (independent of the prompt's
+                list); a request with a non-empty list is decoded alone with its own
+                :class:`HotwordBiasingProcessor`.
+            bonus: the biasing bonus per matched token.
+            max_new_tokens: longest answer, in tokens.
+            batch_size: requests decoded together (without biasing).
+
+        Returns:
+            One :class:`Transcription` per request (``language`` is ``None`` for an answer without a tab).
+        """
+        if bias_hotwords is not None and len(bias_hotwords) != len(requests):
+            raise ValueError(f"{len(requests)} requests but {len(bias_hotwords)} bias_hotwords lists")
+        results: list[Transcription | None] = [None] * len(requests)
+        plain = [i for i in range(len(requests)) if bias_hotwords is None or not bias_hotwords[i]]
+        groups = [plain[s : s + batch_size] for s in range(0, len(plain), batch_size)]
+        groups += [[i] for i in range(len(requests)) if i not in set(plain)]
+        for group in groups:
+            processors = LogitsProcessorList()
+            if bias_hotwords is not None and bias_hotwords[group[0]]:
+                words = list(bias_hotwords[group[0]])
+                processors.append(HotwordBiasingProcessor(_biasing_ids(self.tokenizer, words), bonus=bonus))
+            inputs = self._inputs([requests[i] for i in group], None)
+            output = self.language_model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                logits_processor=processors,
+                eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            texts = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+            for i, text in zip(group, texts, strict=True):
+                results[i] = parse_transcription(text, strict=False)
+        return results
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the audio model, LM (safetensors) and tokenizer to subfolders of ``directory``."""
+        directory = Path(directory)
+        self.audio_model.save_pretrained(directory / _SUBDIRS["audio"])
+        self.language_model.save_pretrained(directory / _SUBDIRS["language_model"])
+        self.tokenizer.save_pretrained(directory / _SUBDIRS["tokenizer"])
+        settings = {"audio_token_id": self.audio_token_id, "prompt_options": self.prompt_options.model_dump()}
+        (directory / _SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> ContextASRRecognizer:
+        """Load what :meth:`save_pretrained` wrote (local files only), in eval mode."""
+        directory = Path(directory)
+        settings = json.loads((directory / _SETTINGS).read_text())
+        return cls(
+            ContextASRAudioModel.from_pretrained(directory / _SUBDIRS["audio"]),
+            AutoModelForCausalLM.from_pretrained(directory / _SUBDIRS["language_model"]),
+            AutoTokenizer.from_pretrained(directory / _SUBDIRS["tokenizer"]),
+            settings["audio_token_id"],
+            PromptOptions(**settings["prompt_options"]),
+        ).eval()
