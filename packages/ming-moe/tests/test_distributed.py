@@ -289,3 +289,14 @@ def test_checkpoint_saved_on_one_rank_loads_on_two(workers):
     expected = _logits(_model(seed=5), _eval_ids().flatten(0, 1))
     for r in results:
         torch.testing.assert_close(r["logits loaded on two ranks"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_loading_a_checkpoint_that_lacks_tensors_is_an_error(tmp_path):
+    one_router = BailingMoeV2ForCausalLM(BailingMoeV2Config.tiny(router_modalities=["text"]))
+    save_distributed_checkpoint(tmp_path / "one_router", one_router)
+    with pytest.raises(
+        ValueError, match=r"does not fit the model: Missing key .*: model\.model\.layers\.1\.mlp\.image_gate"
+    ):
+        load_distributed_checkpoint(tmp_path / "one_router", _model())
+    with pytest.raises(ValueError, match="holds no optimizer state"):
+        load_distributed_checkpoint(tmp_path / "one_router", one_router, _adamw(one_router))

@@ -15,13 +15,16 @@ loads them::
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint import DefaultLoadPlanner
+from torch.distributed.checkpoint import CheckpointException, DefaultLoadPlanner
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from ming_videorope import RotaryEmbedding
@@ -56,22 +59,31 @@ def save_distributed_checkpoint(
     ``directory`` is replaced.
     """
     writer = dcp.FileSystemWriter(str(directory), overwrite=True)
-    dcp.save(_state(model, optimizer), storage_writer=writer, no_dist=not dist.is_initialized())
+    with _single_process_is_fine():
+        dcp.save(_state(model, optimizer), storage_writer=writer, no_dist=not dist.is_initialized())
 
 
 def load_distributed_checkpoint(
     directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> None:
     """Load a DCP checkpoint into ``model`` (and ``optimizer``) in place, whatever layout wrote it; call on every
-    rank. Missing or mismatched model tensors raise."""
+    rank. Missing or mismatched model tensors raise a ``ValueError``."""
     state = _state(model, optimizer)
     no_dist = not dist.is_initialized()
-    dcp.load({"model": state["model"]}, checkpoint_id=str(directory), no_dist=no_dist)
-    if optimizer is not None:
-        # Parameters that never had a gradient (e.g. the image router in a text-only run) have no optimizer state
-        # in the checkpoint; they keep the fresh state (step 0, zero moments), which is what they had when saved.
-        planner = DefaultLoadPlanner(allow_partial_load=True)
-        dcp.load({"optimizer": state["optimizer"]}, checkpoint_id=str(directory), planner=planner, no_dist=no_dist)
+    with _single_process_is_fine():
+        try:
+            dcp.load({"model": state["model"]}, checkpoint_id=str(directory), no_dist=no_dist)
+        except CheckpointException as error:  # a BaseException: say what is wrong as an ordinary error
+            problems = sorted({str(exception) for exception, _ in error.failures.values()})
+            raise ValueError(f"checkpoint {directory} does not fit the model: {'; '.join(problems)}") from error
+        if optimizer is not None:
+            saved = dcp.FileSystemReader(str(directory)).read_metadata().state_dict_metadata
+            if not any(key.startswith("optimizer.") for key in saved):
+                raise ValueError(f"checkpoint {directory} holds no optimizer state (it was saved without optimizer)")
+            # Parameters that never had a gradient (e.g. the image router in a text-only run) have no optimizer
+            # state in the checkpoint; they keep the fresh one (step 0, zero moments), as they had when saved.
+            planner = DefaultLoadPlanner(allow_partial_load=True)
+            dcp.load({"optimizer": state["optimizer"]}, checkpoint_id=str(directory), planner=planner, no_dist=no_dist)
     set_state_dict(
         model,
         optimizer if optimizer is not None else [],
@@ -99,11 +111,19 @@ def convert_distributed_checkpoint(
     with torch.device("meta"):
         model = BailingMoeV2ForCausalLM(config)
     state = materialize_model(model, "cpu").state_dict()
-    # this process alone, even when it is one rank of a running job
-    dcp.load({"model": state}, checkpoint_id=str(directory), no_dist=True)
+    with _single_process_is_fine():  # this process alone, even when it is one rank of a running job
+        dcp.load({"model": state}, checkpoint_id=str(directory), no_dist=True)
     model.load_state_dict(state)
     model.save_pretrained(output_directory)
     return Path(output_directory)
+
+
+@contextmanager
+def _single_process_is_fine() -> Iterator[None]:
+    """DCP warns whenever it runs without a process group; here that is a supported use, not a mistake."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
 
 
 def _state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:

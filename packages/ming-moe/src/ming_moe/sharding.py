@@ -68,7 +68,11 @@ def build_device_mesh(layout: ParallelLayout, device_type: str = "cpu") -> Devic
 
 
 def shard_model(
-    model: nn.Module, mesh: DeviceMesh, *, mp_policy: MixedPrecisionPolicy | None = None, reshard_after_forward=True
+    model: nn.Module,
+    mesh: DeviceMesh,
+    *,
+    mp_policy: MixedPrecisionPolicy | None = None,
+    reshard_after_forward: bool = True,
 ) -> nn.Module:
     """Apply expert parallelism and FSDP2 to a BailingMoeV2 model (in place).
 
