@@ -178,7 +178,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "title": "Pipeline time per image vs diffusers' StableDiffusion3Pipeline (CPU, fp32)",
-        "command": "ming-heavy python packages/ming-imagegen/benchmarks/bench_pipeline.py",
+        "command": "nox -s bench-ming-imagegen",
         "machine": f"{platform.machine()} CPU, {args.threads} thread(s), torch {torch.__version__}",
         "columns": ["case", "pipeline", "s / image", "ratio"],
         "rows": rows,
