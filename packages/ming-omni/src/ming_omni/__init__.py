@@ -8,6 +8,7 @@ from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
 from .processor import MingOmniProcessor, OmniInputs, Response
 from .tokens import SPECIAL_TOKENS, make_tokenizer
+from .wav import read_wav, write_wav
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -35,5 +36,7 @@ __all__ = [
     "omni_checkpoint_shapes",
     "parameter_inventory",
     "preset_inventory",
+    "read_wav",
     "validate_conversation",
+    "write_wav",
 ]
