@@ -30,11 +30,11 @@ def _recognizer(seed: int = 0, *, never_stop: bool = False) -> ContextASRRecogni
     return ContextASRRecognizer(ContextASRAudioModel(audio_config), lm, tokenizer, audio_token).eval()
 
 
-def _requests(hotwords=()) -> list[ContextASRRequest]:
+def _requests(hotwords=(), lengths=(16000, 5000, 9100)) -> list[ContextASRRequest]:
     generator = torch.Generator().manual_seed(1)
     return [
         ContextASRRequest(audio=0.1 * torch.randn(n, generator=generator), hotwords=hotwords, language="English")
-        for n in (16000, 5000, 9100)
+        for n in lengths
     ]
 
 
@@ -73,9 +73,9 @@ def test_padded_batch_loss_is_the_token_weighted_mean_of_row_losses():
 
 def test_training_on_one_sample_makes_it_transcribe_that_sample():
     model = _recognizer().train()
-    requests, answers = _requests()[:2], ["English\tAsk Zorbak.", "English\tQuillon left."]
+    requests, answers = _requests(lengths=(3200, 4000)), ["English\tAsk Zorbak.", "English\tQuillon left."]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(80):
+    for _ in range(60):
         loss = model(requests, answers).loss
         optimizer.zero_grad()
         loss.backward()
@@ -93,6 +93,11 @@ def test_biasing_pulls_the_output_towards_the_hotwords():
     assert "Zorbak" in biased[0].text
     assert "Quillon" in biased[2].text
     assert biased[1] == plain[1]  # an empty list means no biasing
+    alone = [
+        model.transcribe([r], bias_hotwords=[w], bonus=100.0, max_new_tokens=20)[0]
+        for r, w in zip(requests, [["Zorbak"], [], ["Quillon"]], strict=True)
+    ]
+    assert biased == alone  # each row of a batch has its own processor
     assert "Zorbak" not in plain[0].text
 
 

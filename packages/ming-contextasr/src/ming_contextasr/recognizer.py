@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .biasing import HotwordBiasingProcessor, hotword_token_ids
@@ -45,6 +45,20 @@ def _biasing_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
         for word in ids
         if not any(len(other) < len(word) and word[len(word) - len(other) :] == other for other in ids)
     ]
+
+
+class _RowBiasing(LogitsProcessor):
+    """One :class:`HotwordBiasingProcessor` (or none) per row of a greedy batch, whose rows keep their order."""
+
+    def __init__(self, processors: Sequence[HotwordBiasingProcessor | None]) -> None:
+        self.processors = processors
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows = [
+            scores[i : i + 1] if p is None else p(input_ids[i : i + 1], scores[i : i + 1])
+            for i, p in enumerate(self.processors)
+        ]
+        return torch.cat(rows)
 
 
 class ContextASRRecognizer(nn.Module):
@@ -151,38 +165,37 @@ class ContextASRRecognizer(nn.Module):
         Args:
             requests: what to transcribe.
             bias_hotwords: optional decoding-time hotwords, one list per request (independent of the prompt's
-                list); a request with a non-empty list is decoded alone with its own
-                :class:`HotwordBiasingProcessor`.
+                list): each request with a non-empty list is decoded with its own :class:`HotwordBiasingProcessor`.
             bonus: the biasing bonus per matched token.
             max_new_tokens: longest answer, in tokens.
-            batch_size: requests decoded together (without biasing).
+            batch_size: requests decoded together.
 
         Returns:
             One :class:`Transcription` per request (``language`` is ``None`` for an answer without a tab).
         """
         if bias_hotwords is not None and len(bias_hotwords) != len(requests):
             raise ValueError(f"{len(requests)} requests but {len(bias_hotwords)} bias_hotwords lists")
-        results: list[Transcription | None] = [None] * len(requests)
-        plain = [i for i in range(len(requests)) if bias_hotwords is None or not bias_hotwords[i]]
-        groups = [plain[s : s + batch_size] for s in range(0, len(plain), batch_size)]
-        groups += [[i] for i in range(len(requests)) if i not in set(plain)]
-        for group in groups:
+        results = []
+        for start in range(0, len(requests), batch_size):
+            group = requests[start : start + batch_size]
             processors = LogitsProcessorList()
-            if bias_hotwords is not None and bias_hotwords[group[0]]:
-                words = list(bias_hotwords[group[0]])
-                processors.append(HotwordBiasingProcessor(_biasing_ids(self.tokenizer, words), bonus=bonus))
-            inputs = self._inputs([requests[i] for i in group], None)
+            if bias_hotwords is not None:
+                words = bias_hotwords[start : start + batch_size]
+                rows = [HotwordBiasingProcessor(_biasing_ids(self.tokenizer, w), bonus) if w else None for w in words]
+                if any(rows):
+                    processors.append(_RowBiasing(rows))
+            inputs = self._inputs(group, None)
             output = self.language_model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
+                num_beams=1,
                 logits_processor=processors,
                 eos_token_id=self.tokenizer.eos_token_id,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
             texts = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-            for i, text in zip(group, texts, strict=True):
-                results[i] = parse_transcription(text, strict=False)
+            results += [parse_transcription(text, strict=False) for text in texts]
         return results
 
     def save_pretrained(self, directory: str | Path) -> None:
