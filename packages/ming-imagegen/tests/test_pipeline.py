@@ -101,6 +101,13 @@ def test_same_seed_same_image_and_different_seed_different(pipe):
     np.testing.assert_allclose(batch[1], run(6)[0], atol=1e-5)
 
 
+def test_bf16_follows_fp32(pipe):
+    fp32 = pipe('a "HI" sign', num_inference_steps=3, seed=0, guidance_scale=1.0, output_type="pt").images
+    pipe.transformer.to(torch.bfloat16)  # the LLM and the rest stay fp32: mixed dtypes must work too
+    bf16 = pipe('a "HI" sign', num_inference_steps=3, seed=0, guidance_scale=1.0, output_type="pt").images
+    assert (bf16.float() - fp32).abs().mean() < 0.01
+
+
 def test_llm_states_replace_the_prompt(language_model):
     from ming_imagegen import tiny_pipeline
 

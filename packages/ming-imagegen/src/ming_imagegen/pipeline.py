@@ -350,6 +350,7 @@ class MingImagePipeline(DiffusionPipeline):
         k = options.num_images_per_prompt
         identity = None if identity_image is None else [identity_image] * num_prompts
         condition = self.encode_condition(prompts, llm_states, identity).repeat(k)
+        condition.tokens = condition.tokens.to(self.transformer.dtype)  # the LM and the DiT may differ in dtype
         ref_latents = None
         if references is not None:
             flat = [im for refs in references for im in refs]
@@ -367,7 +368,8 @@ class MingImagePipeline(DiffusionPipeline):
         )
         seed = options.seed if options.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(rows)]
-        noise = randn_tensor(shape, generator=generators, device=device, dtype=self.transformer.dtype)
+        # Drawn in fp32 whatever the model's dtype, so a seed gives the same noise in bf16 as in fp32.
+        noise = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32).to(self.transformer.dtype)
         timesteps = self._timesteps(options)
         if ref_latents is None:
             latents = noise
