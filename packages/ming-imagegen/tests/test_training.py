@@ -63,6 +63,7 @@ def test_flow_matching_pair_interpolates_data_and_noise():
     torch.testing.assert_close(x_t + (0.0 - torch.tensor([0.0, 1.0, 0.25]).view(-1, 1, 1, 1)) * v, x0)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_keeps_the_llm_frozen(language_model, samples, tmp_path):
     lm, tokenizer = language_model
     pipe = tiny_pipeline(lm, tokenizer, seed=0)
