@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ming_imagegen import MingImagePipeline, tiny_pipeline
+from ming_imagegen import (
+    EditingSample,
+    GenerationSample,
+    MingImagePipeline,
+    TrainingRecipe,
+    tiny_pipeline,
+    train_image_generator,
+)
 from ming_imagegen.geneval import CheckerOptions, check_image
 from ming_imagegen.shapes import (
     EDIT_TEMPLATES,
@@ -39,13 +46,12 @@ from ming_imagegen.shapes import (
     sample_specs,
     split_prompts,
 )
-from ming_imagegen.training import EditingSample, GenerationSample, TrainingRecipe, train_image_generator
 
 DEFAULT_OUT = Path.home() / ".cache" / "ming" / "imagegen" / "shapes-tiny"
 SHAPES = ShapesOptions(size=32)
 GENERATION_SAMPLES = 4000
 EDIT_SAMPLES = 2000
-STEPS = 800
+STEPS = 1000
 BATCH = 16
 CHUNK = 100  # steps between checkpoints, and between checks of the time budget
 MODEL_SEED = 0

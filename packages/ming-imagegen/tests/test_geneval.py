@@ -144,6 +144,28 @@ def test_checker_survives_pixel_noise():
     assert not any(check_image(noise, spec).passed for spec in specs)
 
 
+def test_colour_clutter_fails_even_around_the_right_objects():
+    spec = _spec((1, "red", "circle"))
+    pixels = np.array(render_scene(spec, 4).image)
+    assert check_image(pixels, spec).passed
+    rng = np.random.default_rng(1)
+    clear = ~ndimage.binary_dilation(detect_objects(pixels)[0].mask, iterations=2)
+    speckle = clear & (rng.random(clear.shape) < 0.15)  # 1×1 blobs: too small to be objects, but stray colour
+    pixels[speckle] = COLORS["blue"]
+    result = check_image(pixels, spec)
+    assert len(result.detections) == 1
+    assert result.clutter == pytest.approx(speckle.mean())
+    assert not result.passed
+    assert result.failures[0].startswith("cluttered")
+
+
+def test_blobs_that_are_no_shape_are_not_objects():
+    pixels = np.full((32, 32, 3), 255, dtype=np.uint8)
+    pixels[4:6, 2:30] = COLORS["red"]  # a 2×28 bar: far longer than wide
+    pixels[10:26, 10:26][np.eye(16, dtype=bool) | np.eye(16, k=1, dtype=bool)] = COLORS["green"]  # a thin diagonal
+    assert detect_objects(pixels) == []
+
+
 def test_scores_are_per_category_means():
     red_circle = render_scene(_spec((1, "red", "circle")), 0).image
     images = [red_circle, red_circle, red_circle]

@@ -6,17 +6,21 @@ Here images are plain-background shape scenes (:mod:`ming_imagegen.shapes`), so 
 
 **Detection** (:func:`detect_objects`). Each pixel takes the nearest colour (Euclidean RGB) among the palette and the
 background if it is within ``max_color_distance`` of it, else none (blends and noise). The pixels of each palette
-colour split into 8-connected components; holes are filled and components under ``min_area`` of the image are
-dropped. A component is one object: its colour is the component's colour, its centre the centroid, and its shape
-comes from how much of its bounding box it fills — about 1.0 for an axis-aligned square, π/4 ≈ 0.79 for a circle
-and 0.5 for a triangle (0.51–0.58 and 0.75–0.81 as ming-testdata draws them at 8–16 px), so fills below
-``0.65`` read as triangle, from ``0.9`` as square, and between as circle.
+colour split into 8-connected components; holes are filled. A component is an object when it covers at least
+``min_area`` of the image and looks like a shape at all: it fills at least 0.4 of its bounding box, whose sides
+differ by at most a factor 1.5 (every shape here is about as wide as it is tall); the rest is clutter. An object's
+colour is the component's colour, its centre the centroid, and its shape comes from how much of its bounding box it
+fills — about 1.0 for an axis-aligned square, π/4 ≈ 0.79 for a circle and 0.5 for a triangle (0.51–0.58 and
+0.75–0.81 as ming-testdata draws them at 8–16 px), so fills below ``0.65`` read as triangle, from ``0.9`` as square,
+and between as circle.
 
 **Prompt check** (:func:`check_image`). For each group of the prompt, its matches are the detected objects of its
 shape (and colour, when the prompt gives one). A group of one needs at least one match; a counted group ("three
 circles") exactly its count, as GenEval's counting. For a relation every match of group 0 must be on that side of
 every match of group 1 by more than ``relation_margin`` of the side (along the relation's axis only, as GenEval).
-Extra objects the prompt does not mention are not penalised. A category's score is the share of its images that
+Extra objects the prompt does not mention are not penalised, but clutter is: an image fails when more than
+``max_clutter`` of its pixels are neither background nor within a pixel of a detected object (a detector would not
+find a circle in colour noise either; rendered scenes have none). A category's score is the share of its images that
 pass; the overall score is the mean over the categories present (GenEval's "overall").
 
 **Edit check** (:func:`check_edit`). An edit is right when a detected object of the new colour and the edited
@@ -56,6 +60,8 @@ __all__ = [
 
 _TRIANGLE_BELOW = 0.65  # bounding-box fill under which a component is a triangle (drawn: 0.51–0.58)
 _SQUARE_FROM = 0.9  # fill from which it is a square (drawn: 1.0; circles 0.75–0.81)
+_MIN_FILL = 0.4  # a component filling less of its box is no shape (drawn triangles fill 0.51 or more)
+_MAX_ELONGATION = 1.5  # nor one whose box is this much longer than wide (drawn shapes: at most 1.2)
 _EIGHT = np.ones((3, 3), dtype=bool)
 _EDIT_IOU = 0.5
 
@@ -70,7 +76,10 @@ class CheckerOptions(BaseModel):
     max_color_distance: float = Field(
         80.0, gt=0.0, le=442.0, description="Largest RGB distance from a palette colour that still counts as it."
     )
-    min_area: float = Field(0.008, ge=0.0, lt=1.0, description="Smallest object, fraction of the image's pixels.")
+    min_area: float = Field(0.015, ge=0.0, lt=1.0, description="Smallest object, fraction of the image's pixels.")
+    max_clutter: float = Field(
+        0.05, ge=0.0, le=1.0, description="Largest share of pixels that are neither background nor near an object."
+    )
     relation_margin: float = Field(
         0.05, ge=0.0, lt=1.0, description="Least centre offset for a relation, fraction of the image side."
     )
@@ -120,37 +129,49 @@ def _pixels(image: Image.Image | np.ndarray, name: str) -> np.ndarray:
     return pixels
 
 
+def _box_fill(mask: np.ndarray) -> tuple[float, float]:
+    """Share of its bounding box a mask fills, and the ratio of the box's longer side to its shorter one."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("mask is empty")
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    return float(mask.sum() / (height * width)), float(max(height, width) / min(height, width))
+
+
 def classify_shape(mask: np.ndarray) -> ShapeKind:
     """Circle, square or triangle, from the share of its bounding box a one-object mask fills (module docstring).
 
     Raises:
         ValueError: the mask is empty.
     """
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("mask is empty")
-    fill = mask.sum() / ((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1))
+    fill = _box_fill(mask)[0]
     if fill < _TRIANGLE_BELOW:
         return "triangle"
     return "square" if fill >= _SQUARE_FROM else "circle"
 
 
-def detect_objects(image: Image.Image | np.ndarray, options: CheckerOptions | None = None) -> list[Detection]:
-    """The objects of a shape-world image, largest first (rules in the module docstring)."""
-    options = options or CheckerOptions()
+def _labels(image: Image.Image | np.ndarray, options: CheckerOptions) -> np.ndarray:
+    """Per pixel, the index of its colour in ``(*options.colors, options.background)``, or -1 for none."""
     pixels = _pixels(image, "image").astype(np.float32)
     names = [*options.colors, options.background]
     palette = np.array([COLORS[n] for n in names], dtype=np.float32)
     distance = np.linalg.norm(pixels[:, :, None, :] - palette, axis=-1)
     nearest = distance.argmin(axis=-1)
-    labelled = np.where(distance.min(axis=-1) <= options.max_color_distance, nearest, -1)
+    return np.where(distance.min(axis=-1) <= options.max_color_distance, nearest, -1)
+
+
+def detect_objects(image: Image.Image | np.ndarray, options: CheckerOptions | None = None) -> list[Detection]:
+    """The objects of a shape-world image, largest first (rules in the module docstring)."""
+    options = options or CheckerOptions()
+    labelled = _labels(image, options)
     min_pixels = options.min_area * labelled.size
     found = []
     for index, color in enumerate(options.colors):
         components, _ = ndimage.label(labelled == index, structure=_EIGHT)
         for number, piece in enumerate(ndimage.find_objects(components), start=1):
             own = ndimage.binary_fill_holes(components[piece] == number)
-            if own.sum() < max(min_pixels, 1):
+            fill, elongation = _box_fill(own)
+            if own.sum() < max(min_pixels, 1) or fill < _MIN_FILL or elongation > _MAX_ELONGATION:
                 continue
             mask = np.zeros(labelled.shape, dtype=bool)
             mask[piece] = own
@@ -167,18 +188,24 @@ class ImageCheck:
         passed: whether the image follows the prompt.
         failures: why not, one line per unmet requirement (empty when passed).
         detections: the objects found.
+        clutter: share of pixels that are neither background nor within a pixel of an object.
     """
 
     passed: bool
     failures: tuple[str, ...]
     detections: tuple[Detection, ...] = field(repr=False)
+    clutter: float = 0.0
 
 
 def check_image(image: Image.Image | np.ndarray, spec: PromptSpec, options: CheckerOptions | None = None) -> ImageCheck:
     """Whether ``image`` shows what ``spec`` asks for (rules in the module docstring)."""
     options = options or CheckerOptions()
     detections = detect_objects(image, options)
-    failures = []
+    near = np.zeros(_pixels(image, "image").shape[:2], dtype=bool)
+    for detection in detections:
+        near |= ndimage.binary_dilation(detection.mask, structure=_EIGHT)
+    clutter = float(((_labels(image, options) != len(options.colors)) & ~near).mean())
+    failures = [f"cluttered: {clutter:.0%} of the pixels are stray colour"] if clutter > options.max_clutter else []
     matches = []
     for group, exact in zip(spec.groups, spec.exact, strict=True):
         found = [d for d in detections if group.matches(d.shape, d.color)]
@@ -195,7 +222,7 @@ def check_image(image: Image.Image | np.ndarray, spec: PromptSpec, options: Chec
             for b in matches[1]
         ):
             failures.append(f"{spec.groups[0].text} is not {spec.relation} {spec.groups[1].text}")
-    return ImageCheck(not failures, tuple(failures), tuple(detections))
+    return ImageCheck(not failures, tuple(failures), tuple(detections), clutter)
 
 
 @dataclass(frozen=True)
