@@ -189,11 +189,12 @@ def _encode_samples(pipeline: MingImagePipeline, samples: Sequence[GenerationSam
 def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
     """Indices of batch ``step``: consecutive slices of a stream of per-epoch permutations (a function of the step,
     so a resumed run draws the same batches)."""
-    out = []
+    out, perms = [], {}
     for position in range(step * batch_size, (step + 1) * batch_size):
         epoch, offset = divmod(position, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        out.append(int(perm[offset]))
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        out.append(int(perms[epoch][offset]))
     return out
 
 
