@@ -152,6 +152,12 @@ def test_edit_follows_the_editing_pipeline_protocol(pipe, picture):
     assert np.array_equal(np.asarray(pipe.edit(wide, "color the square purple", seed=0)), np.asarray(out))
 
 
+def test_aspect_ratio_picks_the_nearest_bucket(pipe):
+    wide = pipe("a wide view", aspect_ratio="2:1", num_inference_steps=1, seed=0).images[0]
+    assert wide.size == (48, 24)
+    assert pipe("a tall view", aspect_ratio=0.5, num_inference_steps=1, seed=0).images[0].size == (24, 48)
+
+
 def test_several_references_and_images_per_prompt(pipe, picture):
     other = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     out = pipe(
@@ -174,6 +180,8 @@ def test_several_references_and_images_per_prompt(pipe, picture):
         ({"strength": 0}, "strength"),
         ({"output_type": "jpeg"}, "output_type"),
         ({"num_steps": 3}, "num_steps"),
+        ({"aspect_ratio": "wide"}, "aspect_ratio"),
+        ({"aspect_ratio": "16:9", "height": 32, "width": 32}, "not both"),
     ],
 )
 def test_bad_options_name_the_field(pipe, kwargs, field):

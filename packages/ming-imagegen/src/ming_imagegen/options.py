@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ImageGenerationOptions"]
 
@@ -16,6 +16,8 @@ class ImageGenerationOptions(BaseModel):
         height: output height in pixels, a multiple of the pipeline's ``size_multiple``; None: the reference image's
             height when editing, else the pipeline's default size. Give both ``height`` and ``width`` or neither.
         width: output width, likewise.
+        aspect_ratio: instead of ``height``/``width``: the wanted ``width / height``, as a number or ``"W:H"``
+            (``"16:9"``); the output takes the aspect-ratio bucket nearest to it at the pipeline's default resolution.
         num_inference_steps: Euler steps of ``FlowMatchEulerDiscreteScheduler`` (30). 0 is allowed for editing only
             (the output is then the reference's reconstruction).
         guidance_scale: text guidance: classifier-free scale in generation, ``s_txt`` in editing (5).
@@ -32,6 +34,7 @@ class ImageGenerationOptions(BaseModel):
 
     height: int | None = Field(None, gt=0)
     width: int | None = Field(None, gt=0)
+    aspect_ratio: float | None = Field(None, gt=0.1, lt=10)
     num_inference_steps: int = Field(30, ge=0, le=1000)
     guidance_scale: float = Field(5.0, ge=0, le=100)
     image_guidance_scale: float = Field(2.0, ge=0, le=100)
@@ -41,8 +44,24 @@ class ImageGenerationOptions(BaseModel):
     batched_guidance: bool = True
     output_type: Literal["pil", "np", "pt", "latent"] = "pil"
 
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _ratio(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.split(":")
+            try:
+                width, height = (float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"aspect_ratio must be a number or 'W:H' like '16:9', got {value!r}") from None
+            if width <= 0 or height <= 0:
+                raise ValueError(f"aspect_ratio sides must be positive, got {value!r}")
+            return width / height
+        return value
+
     @model_validator(mode="after")
     def _both_sides(self) -> ImageGenerationOptions:
         if (self.height is None) != (self.width is None):
             raise ValueError("give both height and width, or neither")
+        if self.aspect_ratio is not None and self.height is not None:
+            raise ValueError("give height/width or aspect_ratio, not both")
         return self

@@ -340,7 +340,11 @@ class MingImagePipeline(DiffusionPipeline):
             raise ValueError("num_inference_steps=0 is only meaningful for editing (it returns the reference)")
 
         height, width = options.height, options.width
-        if height is None:
+        if options.aspect_ratio is not None:
+            height, width = nearest_bucket(
+                1000, round(1000 * options.aspect_ratio), self.default_size, self.size_multiple
+            )
+        elif height is None:
             height, width = (
                 (references[0][0].height, references[0][0].width) if references else (self.default_size,) * 2
             )
