@@ -132,3 +132,15 @@ def test_bad_samples_are_explained(language_model, samples, tmp_path):
         train_image_generator(tiny_pipeline(lm, tokenizer), [], recipe)
     with pytest.raises(ValueError, match="prompt"):
         GenerationSample(prompt="", image=samples[0].image)
+
+
+def test_identity_samples_train_the_identity_encoder(language_model, samples, tmp_path):
+    lm, tokenizer = language_model
+    pipe = tiny_pipeline(lm, tokenizer, seed=0)
+    before = {k: v.clone() for k, v in pipe.identity_encoder.state_dict().items()}
+    crop = samples[0].image.crop((0, 0, 16, 16))
+    mixed = [GenerationSample(prompt="the same subject", image=samples[1].image, identity=crop), *samples[:3]]
+    recipe = TrainingRecipe(output_dir=tmp_path, steps=2, batch_size=4, progress=False, save_pipeline=False)
+    train_image_generator(pipe, mixed, recipe)
+    after = pipe.identity_encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
