@@ -2,7 +2,7 @@
 
 from .configuration import MingOmniConfig
 from .inventory import ComponentParameters, format_inventory, parameter_inventory, preset_inventory
-from .loading import check_omni_checkpoint, omni_checkpoint_keys, omni_checkpoint_shapes
+from .loading import check_omni_checkpoint, load_checkpoint, omni_checkpoint_keys, omni_checkpoint_shapes
 from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
@@ -31,6 +31,7 @@ __all__ = [
     "VisionProjector",
     "check_omni_checkpoint",
     "format_inventory",
+    "load_checkpoint",
     "make_tokenizer",
     "omni_checkpoint_keys",
     "omni_checkpoint_shapes",

@@ -1,7 +1,11 @@
 """Checkpoints of the composed model (paper §2): safetensors shards memory-mapped onto a model built on ``meta``.
 
-transformers' ``from_pretrained`` builds the model on the ``meta`` device and fills it from the memory-mapped
-shards (no second copy of the weights), with optional ``dtype`` and accelerate's ``device_map``. Each component
+Two loaders. transformers' ``from_pretrained`` (:meth:`MingOmniForConditionalGeneration.from_pretrained`) gives
+``dtype`` casts and accelerate's ``device_map``; it peaks at more than twice the checkpoint's size in RSS (see the
+benchmark): the mapped shard pages stay resident while it runs and the per-expert tensors are copied before being
+stacked. :func:`load_checkpoint` is the low-memory path: each parameter is allocated once, filled straight from the
+memory-mapped shard (per-expert tensors into their slice of the stacked parameter) and the shard's pages are
+released as soon as they are copied, so the peak stays near the checkpoint's size. Each component
 owns its checkpoint layout: the LLM's routed experts are stored per expert as in the original Ling checkpoints
 (ming-moe registers that conversion, scoped here to ``model.``); the other components keep their own names under
 ``vision.``, ``linear_proj.``, ``audio.``, ``talker.`` and ``speech_tokenizer.``. Before anything is read, the
@@ -10,6 +14,9 @@ shard headers are checked against the config, and missing or unexpected tensors 
 
 from __future__ import annotations
 
+import json
+import mmap
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,9 +26,21 @@ from ming_moe import original_checkpoint_keys
 
 from .configuration import MingOmniConfig
 
-__all__ = ["check_omni_checkpoint", "omni_checkpoint_keys", "omni_checkpoint_shapes"]
+__all__ = ["check_omni_checkpoint", "load_checkpoint", "omni_checkpoint_keys", "omni_checkpoint_shapes"]
 
 _LLM_PREFIX = "model."
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def omni_checkpoint_shapes(config: MingOmniConfig) -> dict[str, tuple[int, ...]]:
@@ -39,12 +58,19 @@ def omni_checkpoint_shapes(config: MingOmniConfig) -> dict[str, tuple[int, ...]]
         if name in llm:
             shapes[name] = llm[name]
             continue
-        # a per-expert weight: its stacked parameter is (experts, 2·I, H) for gate+up, (experts, H, I) for down
-        prefix, _, projection, _ = name.rsplit(".", 3)
-        stacked = llm[f"{prefix}.gate_up_proj" if projection != "down_proj" else f"{prefix}.down_proj"]
-        rows = stacked[1] // 2 if projection != "down_proj" else stacked[1]
-        shapes[name] = (rows, stacked[2])
+        target, _ = _expert_target(name)
+        stacked = llm[target]
+        shapes[name] = (stacked[1] // 2 if target.endswith("gate_up_proj") else stacked[1], stacked[2])
     return shapes
+
+
+def _expert_target(name: str) -> tuple[str, tuple[int, int]]:
+    """A per-expert weight ``….experts.{j}.{gate,up,down}_proj.weight`` → (its stacked parameter, (expert, half)):
+    gate rows are the first half of ``gate_up_proj``, up rows the second (ming-moe's stacked layout)."""
+    prefix, expert, projection, _ = name.rsplit(".", 3)
+    if projection == "down_proj":
+        return f"{prefix}.down_proj", (int(expert), -1)
+    return f"{prefix}.gate_up_proj", (int(expert), 0 if projection == "gate_proj" else 1)
 
 
 def omni_checkpoint_keys(config: MingOmniConfig) -> set[str]:
@@ -85,3 +111,89 @@ def _stored_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
 def _first(names: list[str], limit: int = 20) -> str:
     more = f" … and {len(names) - limit} more" if len(names) > limit else ""
     return f"[{', '.join(names[:limit])}{more}]"
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
+    """Load a checkpoint written by ``save_pretrained`` with a peak memory near its size (see the module docstring).
+
+    The weights keep their stored dtype (cast afterwards with ``model.to(dtype)``, or use ``from_pretrained`` with
+    ``dtype``); non-persistent buffers (rotary tables …) are rebuilt by the components' own initialisation.
+
+    Raises:
+        ValueError: not a local directory, or the shards do not hold exactly the config's weights (named).
+
+    Returns:
+        The :class:`~ming_omni.MingOmniForConditionalGeneration`, in evaluation mode.
+    """
+    from .modeling import MingOmniForConditionalGeneration
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a local directory (checkpoints are never downloaded)")
+    config = MingOmniConfig.from_pretrained(directory)
+    check_omni_checkpoint(directory, config)
+    with torch.device("meta"):
+        model = MingOmniForConditionalGeneration(config)
+    stored = {}
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as handle:
+            stored.update({key: _DTYPES[handle.get_slice(key).get_dtype()] for key in handle.keys()})  # noqa: SIM118
+    state = model.state_dict(keep_vars=True)
+    targets = {}
+    for name, tensor in state.items():
+        dtype = tensor.dtype
+        if name in stored:
+            dtype = stored[name]
+        elif name.endswith(("gate_up_proj", "down_proj")):
+            dtype = stored[
+                f"{name.rsplit('.', 1)[0]}.0.{'down_proj' if name.endswith('down_proj') else 'gate_proj'}.weight"
+            ]
+        targets[name] = torch.empty(tensor.shape, dtype=dtype, device=device)
+    for file in sorted(directory.glob("*.safetensors")):
+        _fill_from_shard(file, targets)
+    model.load_state_dict(targets, strict=True, assign=True)
+    # rebuild what checkpoints do not hold (non-persistent buffers) with the components' own init, sparing the weights
+    for tensor in model.state_dict(keep_vars=True).values():
+        tensor._is_hf_initialized = True
+    for module in model.modules():
+        module.__dict__.pop("_is_hf_initialized", None)
+    for module in model.modules():
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer is not None and buffer.is_meta:
+                module._buffers[name] = torch.zeros_like(buffer, device=device)
+    model.initialize_weights()
+    return model.eval()
+
+
+def _fill_from_shard(file: Path, targets: dict[str, torch.Tensor]) -> None:
+    """Copy every tensor of one shard into its target (or its expert's slice), dropping the shard's mapped pages
+    after each copy so they do not stay in the process's resident memory."""
+    with open(file, "rb") as raw:
+        header_size = int.from_bytes(raw.read(8), "little")
+        header = json.loads(raw.read(header_size))
+        header.pop("__metadata__", None)
+        mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
+    base = 8 + header_size
+    try:
+        for key, entry in header.items():
+            start, end = entry["data_offsets"]
+            dtype = _DTYPES[entry["dtype"]]
+            with warnings.catch_warnings():  # read-only mapping: the view is only read from
+                warnings.simplefilter("ignore", UserWarning)
+                source = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=base + start)
+            source = source.view(dtype).view(entry["shape"])
+            if key in targets:
+                targets[key].copy_(source)
+            else:
+                name, (expert, half) = _expert_target(key)
+                stacked = targets[name][expert]
+                if half >= 0:
+                    rows = stacked.shape[0] // 2
+                    stacked = stacked[half * rows : (half + 1) * rows]
+                stacked.copy_(source)
+            del source
+            page = mmap.PAGESIZE
+            first = (base + start) // page * page
+            mapped.madvise(mmap.MADV_DONTNEED, first, base + end - first)
+    finally:
+        mapped.close()
