@@ -37,6 +37,7 @@ from ming_speech_tokenizer import StreamingDecoder
 from ming_tts_head import GenerationOptions, SpeechChunk, SpeechRequest, stream_speech, synthesize
 
 from .configuration import MingOmniConfig
+from .loading import load_checkpoint
 from .messages import AudioContent, ImageContent, Message, TextContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration
 from .processor import MingOmniProcessor
@@ -130,14 +131,19 @@ class MingOmni:
     def from_pretrained(
         cls, directory: str | Path, *, dtype: torch.dtype | None = None, device_map: Any = None
     ) -> MingOmni:
-        """Load model and processor from a local directory (see
-        :meth:`MingOmniForConditionalGeneration.from_pretrained`)."""
-        kwargs: dict[str, Any] = {}
-        if dtype is not None:
-            kwargs["dtype"] = dtype
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-        model = MingOmniForConditionalGeneration.from_pretrained(directory, **kwargs)
+        """Load model, processor and image generator (when saved) from a local directory.
+
+        Without ``dtype`` and ``device_map`` the weights go through :func:`~ming_omni.load_checkpoint` (peak memory
+        near the checkpoint's size); with either, through transformers' ``from_pretrained`` (see
+        :meth:`MingOmniForConditionalGeneration.from_pretrained`).
+        """
+        if dtype is None and device_map is None:
+            model = load_checkpoint(directory)
+        else:
+            kwargs = {"dtype": dtype} if dtype is not None else {}
+            if device_map is not None:
+                kwargs["device_map"] = device_map
+            model = MingOmniForConditionalGeneration.from_pretrained(directory, **kwargs)
         image_dir = Path(directory) / _IMAGE_GENERATOR_DIR
         image_generator = None
         if image_dir.is_dir():
