@@ -14,9 +14,6 @@ the WAVs of every system next to the checkpoint (``<DIR>-eval/``, outside git).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from pesq import pesq
 from pystoi import stoi
+from report import write_result
 from scipy.io import wavfile
 from torchaudio.transforms import GriffinLim, InverseMelScale, MelSpectrogram
 from train_tiny_espeak import (
@@ -205,23 +203,18 @@ def main() -> None:
     )
     plot_training(FIGURES / "speech_tokenizer_training.png", run_dir)
     seconds = sum(c.numel() for c in clips) / SAMPLE_RATE
-    result = {
-        "title": "Tiny tokenizer trained ~20 CPU minutes on espeak-ng speech: held-out reconstruction quality",
-        "command": "python packages/ming-speech-tokenizer/benchmarks/bench_quality.py",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, 1 thread, torch {torch.__version__}",
-        "columns": list(rows[0]),
-        "rows": rows,
-        "notes": (
-            f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
-            "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
-            "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
-            "Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py` (160 clips, "
-            "8 voices; see that script for the recipe)."
-        ),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}, figures under {FIGURES}, audio under {wav_dir}")
+    write_result(
+        args.out,
+        f"Tiny tokenizer trained on CPU on espeak-ng speech ({recipe(run_dir).steps} steps): held-out quality",
+        "bench_quality.py",
+        rows,
+        f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
+        "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
+        "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
+        "Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py` (160 clips, "
+        "8 voices; see that script for the recipe).",
+    )
+    print(f"figures under {FIGURES}, audio under {wav_dir}")
 
 
 if __name__ == "__main__":

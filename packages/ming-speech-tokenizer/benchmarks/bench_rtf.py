@@ -14,9 +14,6 @@ results/rtf.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from report import write_result
 from torch import nn
 from torchaudio.functional import resample
 from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
@@ -178,24 +176,18 @@ def main() -> None:
         )
         print(" | ".join(rows[-1].values()), flush=True)
 
-    result = {
-        "title": "Encode / decode real-time factor on CPU, random weights, one thread",
-        "command": "python packages/ming-speech-tokenizer/benchmarks/bench_rtf.py",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (shared), 1 thread, torch {torch.__version__}",
-        "columns": list(rows[0]),
-        "rows": rows,
-        "notes": (
-            f"One {seconds:.1f} s espeak-ng clip, resampled to each model's rate; median of {args.repeats} calls "
-            "after a warm-up. Peers: transformers' MimiModel, DacModel and EncodecModel from their default configs "
-            "(codes in and out, quantizers included). The tokenizer's middle rows are flash() with fewer or narrower "
-            "blocks, to match the peers' sizes. Its end-to-end streaming latency is one 20 ms frame of input plus "
-            "60 ms of decoder look-ahead (80 ms) plus the two one-frame compute times shown. "
-            "Timings on a machine shared with other jobs: compare rows of the same run."
-        ),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    write_result(
+        args.out,
+        "Encode / decode real-time factor on CPU, random weights, one thread",
+        "bench_rtf.py",
+        rows,
+        f"One {seconds:.1f} s espeak-ng clip, resampled to each model's rate; median of {args.repeats} calls "
+        "after a warm-up. Peers: transformers' MimiModel, DacModel and EncodecModel from their default configs "
+        "(codes in and out, quantizers included). The tokenizer's middle rows are flash() with fewer or narrower "
+        "blocks, to match the peers' sizes. Its end-to-end streaming latency is one 20 ms frame of input plus "
+        "60 ms of decoder look-ahead (80 ms) plus the two one-frame compute times shown. "
+        "Timings on a machine shared with other jobs: compare rows of the same run.",
+    )
 
 
 if __name__ == "__main__":
