@@ -34,6 +34,7 @@ from ming_moe import ParallelLayout, SparseMoeBlock, apply_expert_parallel, buil
 WORLD = 2
 CONFIG = SHAPES[SLICE]  # the one-layer slice of the single-process benchmark
 FORWARD, BOTH = "forward", "fwd+bwd"
+LOAD = "machine load"  # 1-minute load average after the timings: above the 2 cores, other jobs shared them
 
 
 def make_block() -> SparseMoeBlock:
@@ -122,6 +123,7 @@ def worker(rank: int, directory: str, token_counts: list[int], repeats: int) -> 
             "dispatch bytes to other ranks": float(totals[3]),
             FORWARD: time_calls(block, x, FORWARD, repeats, dist.barrier),
             BOTH: time_calls(block, x, BOTH, repeats, dist.barrier),
+            LOAD: os.getloadavg()[0],
         }
     if rank == 0:
         torch.save(results, f"{directory}/results.pt")
@@ -145,6 +147,7 @@ def main() -> None:
                 single[count, "output"] = block.eval()(x)[0]
             for mode in (FORWARD, BOTH):
                 single[count, threads, mode] = time_calls(block, x, mode, args.repeats, lambda: None)
+            single[count, threads, LOAD] = os.getloadavg()[0]
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as directory:
@@ -160,6 +163,7 @@ def main() -> None:
         "all-to-all bytes/token (per direction)",
         "of which to the other rank",
         "analytic H·k·4",
+        LOAD,
     ]
     analytic = CONFIG.hidden_size * CONFIG.num_experts_per_tok * 4
     rows = []
@@ -175,6 +179,7 @@ def main() -> None:
                     "all-to-all bytes/token (per direction)": "—",
                     "of which to the other rank": "—",
                     "analytic H·k·4": "—",
+                    LOAD: f"{single[count, threads, LOAD]:.1f}",
                 }
             )
         result = parallel[count]
@@ -191,6 +196,7 @@ def main() -> None:
                 "all-to-all bytes/token (per direction)": f"{result['dispatch bytes'] / count:,.0f}",
                 "of which to the other rank": f"{result['dispatch bytes to other ranks'] / count:,.0f}",
                 "analytic H·k·4": f"{analytic:,}",
+                LOAD: f"{result[LOAD]:.1f}",
             }
         )
     for row in rows:
@@ -204,7 +210,8 @@ def main() -> None:
         f"{counts_bytes:,.0f} bytes per rank and MoE layer, independent of the tokens. "
         "On this 2-core machine the 2 processes share the cores with the main process idle, so the comparison "
         "that matters is against 1 process with 2 threads; gloo's all-to-all is a loopback memory copy here, so "
-        "network time is not measured."
+        "network time is not measured. Machine load is the 1-minute load average after each run's timings: "
+        "above 2, other jobs were sharing the 2 cores and the throughputs are lower bounds."
     )
     payload = {
         "title": "Expert-parallel MoE block: 2 processes (gloo) vs 1",

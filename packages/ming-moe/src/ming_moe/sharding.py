@@ -76,8 +76,8 @@ def shard_model(
 ) -> nn.Module:
     """Apply expert parallelism and FSDP2 to a BailingMoeV2 model (in place).
 
-    Every rank calls this with the same model: same weights, or on ``meta`` (then ``model.to_empty(device=...)``
-    and initialise or load a checkpoint with :func:`ming_moe.load_distributed_checkpoint`).
+    Every rank calls this with the same model: same weights, or built on ``meta`` (then allocate the shards with
+    :func:`ming_moe.materialize_model` and load them with :func:`ming_moe.load_distributed_checkpoint`).
 
     Args:
         model: :class:`ming_moe.BailingMoeV2ForCausalLM` or :class:`ming_moe.BailingMoeV2Model`.
