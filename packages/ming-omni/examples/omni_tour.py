@@ -41,7 +41,17 @@ def _colour_conversation(image: Image.Image, answer: str | None = None) -> list[
 
 def fine_tune_colours(omni: MingOmni, steps: int) -> tuple[float, float]:
     """Train on single-shape scenes; return (held-out accuracy before, after)."""
-    options = SceneOptions(n=512, seed=0, width=56, height=56, colors=COLORS, backgrounds=("white",), max_objects=1)
+    options = SceneOptions(
+        n=512,
+        seed=0,
+        width=56,
+        height=56,
+        colors=COLORS,
+        backgrounds=("white",),
+        max_objects=1,
+        min_size=0.6,
+        max_size=0.9,
+    )
     train = make_scenes(options)
     held_out = make_scenes(options.model_copy(update={"n": 64, "seed": 1}))
     processor, model = omni.processor, omni.model
@@ -55,7 +65,7 @@ def fine_tune_colours(omni: MingOmni, steps: int) -> tuple[float, float]:
         return float(np.mean([c == s.objects[0].color for c, s in zip(choice, held_out, strict=True)]))
 
     before = accuracy()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     rng = np.random.default_rng(0)
     for step in range(steps):

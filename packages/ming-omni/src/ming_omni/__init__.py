@@ -1,4 +1,17 @@
-"""ming-omni: Ming-Flash-Omni composed from the ming-* components (paper §2)."""
+"""ming-omni: Ming-Flash-Omni composed from the ming-* components (paper §2, Figure 2).
+
+- :class:`MingOmniConfig` (``flash()`` / ``tiny()``): the components' own configs.
+- :class:`MingOmniProcessor`: the original chat format (think mode), placeholders counted by the components'
+  helpers, ``modality_ids`` for the per-modality routers, padding or packing; messages are pydantic models
+  (:class:`Message`, :class:`TextContent`, :class:`ImageContent`, :class:`VideoContent`, :class:`AudioContent`).
+- :class:`MingOmniForConditionalGeneration`: Qwen2.5-VL vision tower + projector, Whisper audio encoder + projector,
+  the BailingMoeV2 LLM (VideoRoPE), the talker and the speech tokenizer; transformers ``generate``.
+- :class:`MingOmni`: one ``generate(messages, outputs=..., options)`` for text, speech (streamed if asked) and
+  images, ContextASR requests, ``draw`` / ``edit`` / ``segment`` through ming-imagegen and ming-genseg.
+- Loading: strict ``from_pretrained`` (bf16, ``device_map``), :func:`load_checkpoint` (peak memory near the
+  checkpoint's size), :func:`check_omni_checkpoint`; :func:`preset_inventory` counts parameters on ``meta``.
+- The ``ming-omni`` command (:mod:`ming_omni.cli`).
+"""
 
 from .configuration import MingOmniConfig
 from .inventory import ComponentParameters, format_inventory, parameter_inventory, preset_inventory
