@@ -50,3 +50,11 @@ def omni(model, processor, tokenizer) -> MingOmni:
     image_generator = tiny_pipeline(model.model, tokenizer, image_size=32, seed=0)
     image_generator.register_modules(language_model=None, tokenizer=None)
     return MingOmni(model, processor, image_generator)
+
+
+@pytest.fixture(scope="session")
+def saved(omni, tmp_path_factory):
+    """The tiny omni (model, tokenizer, image generator) written to a local directory."""
+    directory = tmp_path_factory.mktemp("omni")
+    omni.save_pretrained(directory)
+    return directory

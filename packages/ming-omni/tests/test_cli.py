@@ -1,20 +1,12 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 from omni_helpers import speech_like
 from PIL import Image
 
 from ming_omni import read_wav, write_wav
 from ming_omni.cli import main
-
-
-@pytest.fixture(scope="module")
-def saved(omni, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cli-model")
-    omni.save_pretrained(directory)
-    return directory
 
 
 def test_inspect_tiny_prints_total_and_active_per_component(capsys):

@@ -9,13 +9,6 @@ from safetensors.torch import load_file, save_file
 from ming_omni import MingOmniForConditionalGeneration, load_checkpoint, omni_checkpoint_keys
 
 
-@pytest.fixture(scope="module")
-def saved(model, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("omni")
-    model.save_pretrained(directory)
-    return directory
-
-
 def _keys(directory):
     keys = set()
     for file in directory.glob("*.safetensors"):

@@ -162,18 +162,19 @@ def _draw(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({image.width}×{image.height})")
 
 
+def _rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 def _edit(args: argparse.Namespace) -> None:
-    omni = _load(args)
-    with Image.open(args.image) as image:
-        edited = omni.edit(image.convert("RGB"), args.prompt, seed=args.seed)
+    edited = _load(args).edit(_rgb(args.image), args.prompt, seed=args.seed)
     edited.save(args.output)
     print(f"wrote {args.output} ({edited.width}×{edited.height})")
 
 
 def _segment(args: argparse.Namespace) -> None:
-    omni = _load(args)
-    with Image.open(args.image) as image:
-        result = omni.segment(image.convert("RGB"), args.expression, seed=args.seed)
+    result = _load(args).segment(_rgb(args.image), args.expression, seed=args.seed)
     Image.fromarray(result.mask.astype(np.uint8) * 255).save(args.output)
     print(f"wrote {args.output} ({int(result.mask.sum())} pixels; edit prompt: {result.prompt!r})")
 

@@ -20,6 +20,25 @@ from ming_tts_head import TTSHeadConfig
 __all__ = ["MingOmniConfig"]
 
 
+def _vision_config(
+    depth: int, hidden_size: int, num_heads: int, intermediate_size: int, full_attention: list[int], out: int
+) -> Qwen2_5_VLVisionConfig:
+    """A Qwen2.5-VL vision tower with Ming's patching: 14-px patches, temporal patch 2, 2×2 merge, 112-px windows."""
+    return Qwen2_5_VLVisionConfig(
+        depth=depth,
+        hidden_size=hidden_size,
+        num_heads=num_heads,
+        intermediate_size=intermediate_size,
+        hidden_act="silu",
+        patch_size=14,
+        temporal_patch_size=2,
+        spatial_merge_size=2,
+        window_size=112,
+        fullatt_block_indexes=full_attention,
+        out_hidden_size=out,
+    )
+
+
 @strict
 class MingOmniConfig(PreTrainedConfig):
     r"""The composed model: one sub-config per component, plus the processor's input conventions.
@@ -101,18 +120,13 @@ class MingOmniConfig(PreTrainedConfig):
         8192), Whisper-large-v3 audio encoder, Qwen2.5-0.5B talker, the 16 kHz speech tokenizer."""
         values = {
             "llm_config": BailingMoeV2Config.flash(),
-            "vision_config": Qwen2_5_VLVisionConfig(
+            "vision_config": _vision_config(
                 depth=32,
                 hidden_size=1280,
                 num_heads=16,
                 intermediate_size=3456,
-                hidden_act="silu",
-                patch_size=14,
-                temporal_patch_size=2,
-                spatial_merge_size=2,
-                window_size=112,
-                fullatt_block_indexes=[7, 15, 23, 31],
-                out_hidden_size=8192,
+                full_attention=[7, 15, 23, 31],
+                out=8192,
             ),
             "audio_config": ContextASRAudioConfig.flash(),
             "talker_config": TTSHeadConfig.flash(),
@@ -130,18 +144,8 @@ class MingOmniConfig(PreTrainedConfig):
         audio.llm_hidden_size = llm.hidden_size
         values = {
             "llm_config": llm,
-            "vision_config": Qwen2_5_VLVisionConfig(
-                depth=2,
-                hidden_size=32,
-                num_heads=2,
-                intermediate_size=64,
-                hidden_act="silu",
-                patch_size=14,
-                temporal_patch_size=2,
-                spatial_merge_size=2,
-                window_size=112,
-                fullatt_block_indexes=[1],
-                out_hidden_size=64,
+            "vision_config": _vision_config(
+                depth=2, hidden_size=32, num_heads=2, intermediate_size=64, full_attention=[1], out=64
             ),
             "audio_config": audio,
             "talker_config": TTSHeadConfig.tiny(vocab_size=vocab_size),
