@@ -3,14 +3,15 @@
 Both pipelines get the same 16-channel AutoencoderKL (factor 8, random), the same ``FlowMatchEulerDiscreteScheduler``,
 30 steps, classifier-free guidance 5 with both branches in one batch, 128 × 128 images (16² latents → 64 image
 tokens) and 64 condition tokens computed beforehand (SD3: ``prompt_embeds`` / ``pooled_prompt_embeds``; ours:
-``llm_states`` through the connector, which is timed). The transformers have the same width (6 heads × 64), RMS QK-norm and about
-the same parameter count: ours has 6 joint blocks + 1 noise refiner + 1 reference refiner (unused without
-references) and the condition MLP, SD3's has 7 joint blocks. Goal: ours ≤ 1.05 × SD3's time per image.
+``llm_states`` through the connector, which is timed). The transformers have the same width (6 heads × 64), RMS
+QK-norm and about the same parameter count: ours has 6 joint blocks + 1 noise refiner + 1 reference refiner (unused
+without references) and the condition MLP, SD3's has 7 joint blocks. Goal: ours ≤ 1.05 × SD3's time per image.
 
 The batched-CFG saving: our pipeline with all guidance branches in one forward vs one forward per branch, for
 generation (2 branches) and editing (3 branches: unconditional, reference only, reference + text).
 
-Prints a table and writes ``results/pipeline.json``.
+The cases take turns, so a change of load on the shared machine touches all alike. Prints a table and writes
+``results/pipeline.json``.
 
     ming-heavy python packages/ming-imagegen/benchmarks/bench_pipeline.py [--repeats 3] [--threads 1]
 """
@@ -22,6 +23,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -115,14 +117,18 @@ def build() -> tuple[MingImagePipeline, StableDiffusion3Pipeline, torch.Tensor, 
     return ours, peer, llm_states, embeds
 
 
-def seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def seconds(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per case; the cases take turns (round-robin) so a change of load on the shared machine touches
+    all of them alike."""
+    for fn in cases.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -154,25 +160,32 @@ def main() -> None:
         "transformer parameters:",
         f"ours {_count(ours.transformer) / 1e6:.1f} M, SD3 {_count(peer.transformer) / 1e6:.1f} M",
     )
-    t_peer = seconds(run_peer, args.repeats)
-    t_ours = seconds(run_ours, args.repeats)
-    add("generation, CFG 5, 30 steps", "diffusers StableDiffusion3Pipeline", t_peer, "1.00")
-    add("generation, CFG 5, 30 steps", "MingImagePipeline", t_ours, f"{t_ours / t_peer:.2f} × SD3")
-    t_sep = seconds(lambda: run_ours(batched=False), args.repeats)
+    t = seconds(
+        {
+            "peer": run_peer,
+            "ours": run_ours,
+            "ours, separate": lambda: run_ours(batched=False),
+            "edit": lambda: run_ours(edit=True),
+            "edit, separate": lambda: run_ours(batched=False, edit=True),
+        },
+        args.repeats,
+    )
+    add("generation, CFG 5, 30 steps", "diffusers StableDiffusion3Pipeline", t["peer"], "1.00")
+    add("generation, CFG 5, 30 steps", "MingImagePipeline", t["ours"], f"{t['ours'] / t['peer']:.2f} × SD3")
+    saving = 100 * (1 - t["ours"] / t["ours, separate"])
     add(
         "generation, 2 branches",
         "MingImagePipeline, one forward per branch",
-        t_sep,
-        f"batched saves {100 * (1 - t_ours / t_sep):.0f}%",
+        t["ours, separate"],
+        f"batched saves {saving:.0f}%",
     )
-    t_edit = seconds(lambda: run_ours(edit=True), args.repeats)
-    t_edit_sep = seconds(lambda: run_ours(batched=False, edit=True), args.repeats)
-    add("editing, 3 branches (2 / 5)", "MingImagePipeline, batched", t_edit, "")
+    add("editing, 3 branches (2 / 5)", "MingImagePipeline, batched", t["edit"], "")
+    saving = 100 * (1 - t["edit"] / t["edit, separate"])
     add(
         "editing, 3 branches (2 / 5)",
         "MingImagePipeline, one forward per branch",
-        t_edit_sep,
-        f"batched saves {100 * (1 - t_edit / t_edit_sep):.0f}%",
+        t["edit, separate"],
+        f"batched saves {saving:.0f}%",
     )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +199,9 @@ def main() -> None:
             f"{SIZE}×{SIZE} images, random 16-channel AutoencoderKL (factor 8) shared by both, {STEPS} Euler steps, "
             f"{TOKENS} precomputed condition tokens, width {HEADS * 64}. Transformers: ours "
             f"{_count(ours.transformer) / 1e6:.1f} M (6 joint blocks + 1 noise refiner + 1 reference refiner), "
-            f"SD3 {_count(peer.transformer) / 1e6:.1f} M (7 joint blocks). Median of {args.repeats} runs after a "
-            f"warm-up. Goal: ours ≤ 1.05 × SD3. Ours also runs the connector and applies 3D rotary embeddings."
+            f"SD3 {_count(peer.transformer) / 1e6:.1f} M (7 joint blocks). Median of {args.repeats} runs, the cases "
+            f"taking turns, after a warm-up. Goal: ours ≤ 1.05 × SD3. Ours also runs the connector and applies 3D "
+            f"rotary embeddings."
         ),
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
