@@ -40,7 +40,7 @@ _WIDTH, _EXPERTS, _EXPERT_WIDTH = 1024, 64, 512
 
 def _big_config(gigabytes: float) -> MingOmniConfig:
     per_layer = 4 * _EXPERTS * 3 * _WIDTH * _EXPERT_WIDTH  # fp32 bytes of one MoE layer's experts
-    layers = max(2, round(gigabytes * 1e9 / per_layer))
+    layers = 1 + max(1, round(gigabytes * 1e9 / per_layer))  # layer 0 is dense
     llm = BailingMoeV2Config.tiny(
         vocab_size=512,
         hidden_size=_WIDTH,
