@@ -1,7 +1,7 @@
 """Checkpoints of the composed model (paper §2): safetensors shards memory-mapped onto a model built on ``meta``.
 
 Two loaders. transformers' ``from_pretrained`` (:meth:`MingOmniForConditionalGeneration.from_pretrained`) gives
-``dtype`` casts and accelerate's ``device_map``; it peaks at more than twice the checkpoint's size in RSS (see the
+``dtype`` casts and accelerate's ``device_map``; it peaks at about twice the checkpoint's size in RSS (see the
 benchmark): the mapped shard pages stay resident while it runs and the per-expert tensors are copied before being
 stacked. :func:`load_checkpoint` is the low-memory path: each parameter is allocated once, filled straight from the
 memory-mapped shard (per-expert tensors into their slice of the stacked parameter) and the shard's pages are
