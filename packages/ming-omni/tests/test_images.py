@@ -108,3 +108,14 @@ def test_omni_with_image_generator_round_trips(omni, tmp_path):
     omni.save_pretrained(tmp_path)
     loaded = MingOmni.from_pretrained(tmp_path)
     assert np.array_equal(_pixels(loaded.draw("a red circle", FAST)[0]), _pixels(omni.draw("a red circle", FAST)[0]))
+
+
+def test_segmentation_request_goes_through_generate(omni):
+    from ming_genseg import SegmentationRequest
+
+    scene = make_scenes(SceneOptions(n=1, seed=3))[0]
+    expression = f"the {scene.objects[0].color} {scene.objects[0].shape}"
+    out = omni.generate(SegmentationRequest(image=scene.image, expression=expression), options=OmniOptions(image=FAST))
+    direct = omni.segment(scene.image, expression, seed=FAST.seed)
+    assert np.array_equal(out.segmentation.mask, direct.mask)
+    assert out.text == direct.prompt

@@ -31,7 +31,7 @@ from ming_contextasr import (
     parse_transcription,
     render_prompt,
 )
-from ming_genseg import Segmentation, SegmentationOptions, segment
+from ming_genseg import Segmentation, SegmentationOptions, SegmentationRequest, segment
 from ming_imagegen import ImageGenerationOptions, MingImagePipeline, nearest_bucket, tiny_pipeline
 from ming_speech_tokenizer import StreamingDecoder
 from ming_tts_head import GenerationOptions, SpeechChunk, SpeechRequest, stream_speech, synthesize
@@ -88,6 +88,7 @@ class OmniOutput:
         sample_rate: rate of ``speech``.
         transcription: for a ContextASR request, the parsed ``{language}\\t{transcript}`` answer.
         images: with ``"image"``: the drawn images, or the edit of the last user turn's image.
+        segmentation: for a segmentation request, ming-genseg's result (mask, edit, prompt, colour).
     """
 
     text: str
@@ -98,6 +99,7 @@ class OmniOutput:
     sample_rate: int = 16_000
     transcription: Transcription | None = None
     images: list[Image.Image] | None = None
+    segmentation: Segmentation | None = None
 
 
 class MingOmni:
@@ -178,7 +180,7 @@ class MingOmni:
 
     def generate(
         self,
-        request: list[Message] | list[dict] | ContextASRRequest,
+        request: list[Message] | list[dict] | ContextASRRequest | SegmentationRequest,
         outputs: Iterable[Output] = ("text",),
         options: OmniOptions | None = None,
     ) -> OmniOutput:
@@ -187,7 +189,9 @@ class MingOmni:
         Args:
             request: a list of messages (see :class:`~ming_omni.Message`), or a
                 :class:`ming_contextasr.ContextASRRequest` (its context prompt and audio become a user turn, its
-                hotwords bias decoding, and the answer is parsed into ``transcription``).
+                hotwords bias decoding, and the answer is parsed into ``transcription``), or a
+                :class:`ming_genseg.SegmentationRequest` (answered by :meth:`segment`, seeded by
+                ``options.image.seed``; ``outputs`` is ignored).
             outputs: ``"text"`` (always produced), ``"speech"`` and/or ``"image"`` (drawn from the conversation,
                 or an edit of the image in the last user turn).
             options: :class:`OmniOptions`.
@@ -201,6 +205,12 @@ class MingOmni:
         if unknown:
             raise ValueError(f"outputs: unknown {sorted(unknown)}; choose from 'text', 'speech', 'image'")
         options = options or OmniOptions()
+        if isinstance(request, SegmentationRequest):
+            found = self.segment(request.image, request.expression, request.options, seed=options.image.seed)
+            empty = torch.zeros(0, dtype=torch.long)
+            return OmniOutput(
+                text=found.prompt, thinking=None, token_ids=empty, images=[found.edited], segmentation=found
+            )
         processors = LogitsProcessorList()
         asr = isinstance(request, ContextASRRequest)
         if asr:
