@@ -73,12 +73,14 @@ def griffin_lim_reconstruction(n_fft: int, hop: int, iterations: int) -> Reconst
 
 
 def scores(reference: torch.Tensor, reconstruction: torch.Tensor, mel_distance: MultiScaleMelLoss) -> dict[str, float]:
-    """Multi-scale mel distance, STOI and wide-band PESQ of one reconstruction."""
+    """Multi-scale mel distance, STOI, wide-band PESQ and RMS level (relative to the reference) of one
+    reconstruction."""
     ref, deg = reference.double().numpy(), reconstruction.double().numpy()
     return {
         "mel": mel_distance(reconstruction[None], reference[None]).item(),
         "stoi": float(stoi(ref, deg, SAMPLE_RATE)),
         "pesq": float(pesq(SAMPLE_RATE, ref, deg, "wb")),
+        "level": float(np.sqrt(np.mean(deg**2) / np.mean(ref**2))),
     }
 
 
@@ -186,6 +188,7 @@ def main() -> None:
                 "STOI ↑": f"{means['stoi']:.3f}",
                 "PESQ (wb) ↑": f"{means['pesq']:.2f}",
                 "PESQ range": f"{min(s['pesq'] for s in per_clip):.2f}–{max(s['pesq'] for s in per_clip):.2f}",
+                "RMS level": f"{means['level']:.2f}",
                 "eval s": f"{time.perf_counter() - start:.1f}",
             }
         )
