@@ -96,6 +96,7 @@ def main() -> None:
         trainer = Path(__file__).with_name("train_recognizer.py")
         subprocess.run([sys.executable, str(trainer), "--out", str(args.checkpoint)], check=True)
     model = ContextASRRecognizer.from_pretrained(args.checkpoint)
+    progress = json.loads((args.checkpoint / "progress.json").read_text())
     utterances, pool = test_set(args.n, args.train_seeds)
     mixed = build_context_samples(utterances, pool, ContextSampleOptions(seed=1, distractor_ratio=1.0))
     rng = np.random.default_rng(0)
@@ -133,7 +134,6 @@ def main() -> None:
     entities = sum(len(u.entities) for u in utterances)
     lm = model.language_model.config
     parameters = sum(p.numel() for p in model.parameters())
-    progress = json.loads((args.checkpoint / "progress.json").read_text())
     audio = model.audio_model.config
     result = {
         "title": "Tiny context-aware recogniser: context, distractors and hotword biasing (held-out voices and names)",
