@@ -49,7 +49,7 @@ def transcribe(recogniser_dir: Path, audios: dict[str, list[torch.Tensor]]) -> d
 
     recogniser = ContextASRRecognizer.from_pretrained(recogniser_dir)
     return {
-        name: [t.transcript for t in recogniser.transcribe([ContextASRRequest(audio=a) for a in clips])]
+        name: [t.text for t in recogniser.transcribe([ContextASRRequest(audio=a) for a in clips])]
         for name, clips in audios.items()
     }
 
@@ -147,8 +147,10 @@ def main() -> None:
         RECONSTRUCTION: [tokenizer.decode(c.latents[None])[0, : c.audio.numel()] for c in clips],
         **{name: [tokenizer.decode(x)[0] for x in generated] for name, generated in latents.items()},
     }
-    audios[OTHER] = audios[REFERENCE][1:] + audios[REFERENCE][:1]
     transcripts = transcribe(args.recogniser, audios)
+    audios[OTHER] = audios[REFERENCE][1:] + audios[REFERENCE][:1]
+    if transcripts is not None:
+        transcripts[OTHER] = transcripts[REFERENCE][1:] + transcripts[REFERENCE][:1]
 
     reference_s = [c.audio.numel() / SAMPLE_RATE for c in clips]
     rows, durations = [], {}

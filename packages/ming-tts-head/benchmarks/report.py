@@ -21,11 +21,9 @@ def machine(threads: int) -> str:
 def write_result(out: Path, title: str, machine_text: str, rows: list[dict], notes: list[str]) -> None:
     """Print ``rows`` (dicts with the same keys, in column order) and ``notes``, and write them to ``out``."""
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    print("-+-".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    print(f"| {' | '.join(columns)} |")  # a markdown table, as the docs render it
+    print("|" + "---|" * len(columns))
+    print("\n".join(f"| {' | '.join(str(row[c]) for c in columns)} |" for row in rows))
     print("\n".join(notes))
     result = {
         "title": title,
