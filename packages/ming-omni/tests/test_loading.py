@@ -159,3 +159,24 @@ def test_low_memory_loader_names_missing_weights(saved, tmp_path):
     _rewrite(saved, tmp_path / "ckpt", lambda t: t.pop("model.model.layers.2.mlp.experts.3.up_proj.weight"))
     with pytest.raises(ValueError, match=r"1 missing \[model\.model\.layers\.2\.mlp\.experts\.3\.up_proj\.weight\]"):
         load_checkpoint(tmp_path / "ckpt")
+
+
+def test_low_memory_loader_in_bfloat16_equals_transformers_loader(processor, saved):
+    ours = load_checkpoint(saved, dtype=torch.bfloat16)
+    reference = MingOmniForConditionalGeneration.from_pretrained(saved, dtype=torch.bfloat16).eval()
+    for name, parameter in reference.named_parameters():
+        assert ours.get_parameter(name).dtype == parameter.dtype  # fp32 routers stay fp32
+        assert torch.equal(ours.get_parameter(name), parameter)
+    inputs = processor(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": noise_image(56, 56)},
+                    {"type": "audio", "audio": speech_like(0.5)},
+                ],
+            }
+        ]
+    ).to("cpu", torch.bfloat16)
+    with torch.no_grad():
+        assert torch.equal(ours(**inputs.model_kwargs()).logits, reference(**inputs.model_kwargs()).logits)

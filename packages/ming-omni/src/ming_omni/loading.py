@@ -113,11 +113,17 @@ def _first(names: list[str], limit: int = 20) -> str:
     return f"[{', '.join(names[:limit])}{more}]"
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """Load a checkpoint written by ``save_pretrained`` with a peak memory near its size (see the module docstring).
 
-    The weights keep their stored dtype (cast afterwards with ``model.to(dtype)``, or use ``from_pretrained`` with
-    ``dtype``); non-persistent buffers (rotary tables …) are rebuilt by the components' own initialisation.
+    Args:
+        directory: a local checkpoint directory.
+        device: where the weights go.
+        dtype: build the model in this dtype (weights are cast while copied; what a component creates in another
+            dtype on purpose, such as ming-moe's fp32 routers, stays so), as ``from_pretrained(dtype=…)`` does.
+            None: the stored dtypes.
+
+    Non-persistent buffers (rotary tables …) are rebuilt by the components' own initialisation.
 
     Raises:
         ValueError: not a local directory, or the shards do not hold exactly the config's weights (named).
@@ -132,8 +138,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
         raise ValueError(f"{directory} is not a local directory (checkpoints are never downloaded)")
     config = MingOmniConfig.from_pretrained(directory)
     check_omni_checkpoint(directory, config)
-    with torch.device("meta"):
-        model = MingOmniForConditionalGeneration(config)
+    default = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(dtype or default)
+        with torch.device("meta"):
+            model = MingOmniForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(default)
     stored = {}
     for file in sorted(directory.glob("*.safetensors")):
         with safe_open(file, framework="pt") as handle:
@@ -141,14 +152,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     state = model.state_dict(keep_vars=True)
     targets = {}
     for name, tensor in state.items():
-        dtype = tensor.dtype
-        if name in stored:
-            dtype = stored[name]
-        elif name.endswith(("gate_up_proj", "down_proj")):
-            dtype = stored[
-                f"{name.rsplit('.', 1)[0]}.0.{'down_proj' if name.endswith('down_proj') else 'gate_proj'}.weight"
-            ]
-        targets[name] = torch.empty(tensor.shape, dtype=dtype, device=device)
+        kind = tensor.dtype
+        if dtype is None and name in stored:
+            kind = stored[name]
+        elif dtype is None and name.endswith(("gate_up_proj", "down_proj")):
+            expert = f"{name.rsplit('.', 1)[0]}.0.{'down_proj' if name.endswith('down_proj') else 'gate_proj'}.weight"
+            kind = stored[expert]
+        targets[name] = torch.empty(tensor.shape, dtype=kind, device=device)
     for file in sorted(directory.glob("*.safetensors")):
         _fill_from_shard(file, targets)
     model.load_state_dict(targets, strict=True, assign=True)

@@ -135,17 +135,15 @@ class MingOmni:
     ) -> MingOmni:
         """Load model, processor and image generator (when saved) from a local directory.
 
-        Without ``dtype`` and ``device_map`` the weights go through :func:`~ming_omni.load_checkpoint` (peak memory
-        near the checkpoint's size); with either, through transformers' ``from_pretrained`` (see
+        Without ``device_map`` the weights go through :func:`~ming_omni.load_checkpoint` (peak memory near the
+        checkpoint's size); with one, through transformers' ``from_pretrained`` and accelerate (see
         :meth:`MingOmniForConditionalGeneration.from_pretrained`).
         """
-        if dtype is None and device_map is None:
-            model = load_checkpoint(directory)
+        if device_map is None:
+            model = load_checkpoint(directory, dtype=dtype)
         else:
             kwargs = {"dtype": dtype} if dtype is not None else {}
-            if device_map is not None:
-                kwargs["device_map"] = device_map
-            model = MingOmniForConditionalGeneration.from_pretrained(directory, **kwargs)
+            model = MingOmniForConditionalGeneration.from_pretrained(directory, device_map=device_map, **kwargs)
         image_dir = Path(directory) / _IMAGE_GENERATOR_DIR
         image_generator = None
         if image_dir.is_dir():
