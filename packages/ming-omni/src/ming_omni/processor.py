@@ -146,9 +146,10 @@ class MingOmniProcessor:
         if not directory.is_dir():
             raise ValueError(f"{directory} is not a local directory (nothing is downloaded)")
         talker = directory / _TALKER_DIR
+        config = config or MingOmniConfig.from_pretrained(directory)
         return cls(
-            AutoTokenizer.from_pretrained(directory),
-            config or MingOmniConfig.from_pretrained(directory),
+            AutoTokenizer.from_pretrained(directory, config=config),  # the tokenizer files name its class
+            config,
             AutoTokenizer.from_pretrained(talker) if talker.is_dir() else None,
         )
 
