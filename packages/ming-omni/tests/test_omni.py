@@ -118,3 +118,19 @@ def test_saved_omni_reloads_and_answers_the_same(omni, tmp_path):
     assert torch.equal(
         loaded.generate(messages, options=options).token_ids, omni.generate(messages, options=options).token_ids
     )
+
+
+def test_sampling_is_reproducible_per_seed(omni):
+    messages = [{"role": "user", "content": "a red circle"}]
+
+    def sample(seed):
+        options = OmniOptions(max_new_tokens=10, do_sample=True, temperature=2.0, seed=seed)
+        return omni.generate(messages, options=options).token_ids
+
+    assert torch.equal(sample(1), sample(1))
+    assert not torch.equal(sample(1), sample(2))
+
+
+def test_output_reports_the_speech_tokenizer_rate(omni):
+    out = omni.generate([{"role": "user", "content": "hi"}], options=OmniOptions(max_new_tokens=1))
+    assert out.sample_rate == omni.model.config.speech_tokenizer_config.sampling_rate == 16000

@@ -221,7 +221,7 @@ class MingOmni:
             messages = request
         token_ids = self._generate_ids(messages, options, processors)
         response = self.processor.decode(token_ids)
-        result = OmniOutput(text=response.text, thinking=response.thinking, token_ids=token_ids)
+        result = OmniOutput(response.text, response.thinking, token_ids, sample_rate=self.sample_rate)
         if asr:
             result.transcription = parse_transcription(response.text, strict=False)
         if "speech" in outputs:
