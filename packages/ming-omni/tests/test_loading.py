@@ -9,6 +9,11 @@ from safetensors.torch import load_file, save_file
 from ming_omni import MingOmniForConditionalGeneration, load_checkpoint, omni_checkpoint_keys
 
 
+def _image_and_audio(processor):
+    content = [{"type": "image", "image": noise_image(56, 56)}, {"type": "audio", "audio": speech_like(0.5)}]
+    return processor([{"role": "user", "content": content}])
+
+
 def _keys(directory):
     keys = set()
     for file in directory.glob("*.safetensors"):
@@ -22,17 +27,7 @@ def test_save_then_load_is_bit_identical(model, processor, saved):
     original, restored = model.state_dict(), loaded.state_dict()
     assert original.keys() == restored.keys()
     assert all(torch.equal(original[k], restored[k]) for k in original)
-    inputs = processor(
-        [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image", "image": noise_image(56, 56)},
-                    {"type": "audio", "audio": speech_like(0.5)},
-                ],
-            }
-        ]
-    )
+    inputs = _image_and_audio(processor)
     with torch.no_grad():  # non-persistent buffers (rotary tables, ...) are rebuilt too
         assert torch.equal(model(**inputs.model_kwargs()).logits, loaded(**inputs.model_kwargs()).logits)
 
@@ -105,17 +100,7 @@ def test_bfloat16_loading_runs_a_multimodal_forward(processor, saved):
     routers = {name for name in dtypes if name.endswith(("mlp.gate.weight", "image_gate.weight", "audio_gate.weight"))}
     assert {dtypes[name] for name in routers} == {torch.float32}  # ming-moe keeps router scores in fp32
     assert {dtype for name, dtype in dtypes.items() if name not in routers} == {torch.bfloat16}
-    inputs = processor(
-        [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image", "image": noise_image(56, 56)},
-                    {"type": "audio", "audio": speech_like(0.5)},
-                ],
-            }
-        ]
-    ).to("cpu", torch.bfloat16)
+    inputs = _image_and_audio(processor).to("cpu", torch.bfloat16)
     with torch.no_grad():
         logits = loaded(**inputs.model_kwargs()).logits
     assert logits.dtype == torch.bfloat16
@@ -167,16 +152,6 @@ def test_low_memory_loader_in_bfloat16_equals_transformers_loader(processor, sav
     for name, parameter in reference.named_parameters():
         assert ours.get_parameter(name).dtype == parameter.dtype  # fp32 routers stay fp32
         assert torch.equal(ours.get_parameter(name), parameter)
-    inputs = processor(
-        [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image", "image": noise_image(56, 56)},
-                    {"type": "audio", "audio": speech_like(0.5)},
-                ],
-            }
-        ]
-    ).to("cpu", torch.bfloat16)
+    inputs = _image_and_audio(processor).to("cpu", torch.bfloat16)
     with torch.no_grad():
         assert torch.equal(ours(**inputs.model_kwargs()).logits, reference(**inputs.model_kwargs()).logits)
