@@ -20,8 +20,8 @@ class RotaryJointAttnProcessor:
     """SD3 joint attention over ``[image tokens, context tokens]`` with rotary positions and a key mask.
 
     Works for joint blocks (``encoder_hidden_states`` given) and single-stream blocks (``None``).
-    ``image_rotary_emb`` is a ``(cos, sin)`` pair of shape ``(tokens, head_dim)`` (diffusers' interleaved layout, the
-    same for every row) covering the image tokens then the context tokens, in that order; ``attention_mask`` is a
+    ``image_rotary_emb`` is a ``(cos, sin)`` pair of shape ``(image tokens, head_dim)`` (diffusers' interleaved
+    layout, the same for every row); context tokens are not rotated (position 0); ``attention_mask`` is a
     ``(batch, tokens)`` bool mask of the keys to keep.
     """
 
@@ -45,6 +45,8 @@ class RotaryJointAttnProcessor:
         )
         if attn.norm_q is not None:
             query, key = attn.norm_q(query), attn.norm_k(key)
+        if image_rotary_emb is not None:  # context tokens sit at position 0 (no rotation): only image tokens turn
+            query, key = apply_rotary_emb(query, image_rotary_emb), apply_rotary_emb(key, image_rotary_emb)
         if encoder_hidden_states is not None:
             c_query = heads(attn.add_q_proj(encoder_hidden_states))
             c_key = heads(attn.add_k_proj(encoder_hidden_states))
@@ -53,8 +55,6 @@ class RotaryJointAttnProcessor:
                 c_query, c_key = attn.norm_added_q(c_query), attn.norm_added_k(c_key)
             query, key, value = (torch.cat(pair, dim=2) for pair in ((query, c_query), (key, c_key), (value, c_value)))
 
-        if image_rotary_emb is not None:
-            query, key = apply_rotary_emb(query, image_rotary_emb), apply_rotary_emb(key, image_rotary_emb)
         mask = None if attention_mask is None else attention_mask[:, None, None, :]
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * query.shape[-1]).to(query.dtype)

@@ -186,16 +186,14 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         r, c = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
         return torch.stack([torch.full_like(r, frame), r, c], dim=-1).reshape(-1, 3)
 
-    def _rope(self, grids: tuple[tuple[int, int, int], ...], context: int, device: torch.device) -> Any:
-        """Rotary ``(cos, sin)`` of ``(frame, rows, cols)`` grids, then ``context`` tokens at position 0."""
+    def _rope(self, grids: tuple[tuple[int, int, int], ...], device: torch.device) -> Any:
+        """Rotary ``(cos, sin)`` of the tokens of ``(frame, rows, cols)`` grids, in order."""
         # The tables depend only on the token layout, the same at every denoising step: compute each layout once.
-        key = (grids, context, device)
+        key = (grids, device)
         if key not in self._rope_cache:
             if len(self._rope_cache) >= 32:
                 self._rope_cache.clear()
-            ids = [self._grid_ids(f, r, c, device) for f, r, c in grids]
-            ids.append(torch.zeros(context, 3, dtype=torch.long, device=device))
-            self._rope_cache[key] = self.rope(torch.cat(ids))
+            self._rope_cache[key] = self.rope(torch.cat([self._grid_ids(f, r, c, device) for f, r, c in grids]))
         return self._rope_cache[key]
 
     def _block(self, block: nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -248,7 +246,7 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         target_tokens = target_grid[1] * target_grid[2]
         image = self.pos_embed(hidden_states).contiguous()
         for block in self.noise_refiner:
-            image = self._block(block, image, temb, self._rope((target_grid,), 0, device))
+            image = self._block(block, image, temb, self._rope((target_grid,), device))
         streams, grids, image_mask = (
             [image],
             [target_grid],
@@ -264,14 +262,14 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
                 ref_grid = (r + 1, rows, cols)
                 tokens = self.reference_embed(references[:, r]).contiguous() + self.concept_embed.weight[r]
                 for block in self.reference_refiner:
-                    tokens = self._block(block, tokens, temb, self._rope((ref_grid,), 0, device))
+                    tokens = self._block(block, tokens, temb, self._rope((ref_grid,), device))
                 streams.append(tokens)
                 grids.append(ref_grid)
                 image_mask.append(reference_mask[:, r : r + 1].expand(-1, tokens.shape[1]))
         image = torch.cat(streams, dim=1)
         mask = torch.cat([*image_mask, condition_mask], dim=1)
         # SDPA without a mask takes the faster fused path; a mask of all-True keys changes nothing.
-        rope = self._rope(tuple(grids), context.shape[1], device)
+        rope = self._rope(tuple(grids), device)
         kwargs = {"image_rotary_emb": rope, "attention_mask": None if mask.all() else mask}
         for block in self.transformer_blocks:
             context, image = self._block(block, image, context, temb, kwargs)
