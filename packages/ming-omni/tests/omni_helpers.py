@@ -12,3 +12,12 @@ def noise_image(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 def speech_like(seconds: float, seed: int = 0) -> torch.Tensor:
     return 0.1 * torch.randn(int(16000 * seconds), generator=torch.Generator().manual_seed(seed))
+
+
+def short_and_long() -> tuple[list[dict], list[dict]]:
+    """Two conversations of different lengths (audio + text, image + text) for padding tests."""
+    short = [
+        {"role": "user", "content": [{"type": "audio", "audio": speech_like(0.3)}, {"type": "text", "text": "hi"}]}
+    ]
+    image = {"type": "image", "image": noise_image(56, 84)}
+    return short, [{"role": "user", "content": [image, {"type": "text", "text": "what is this shape"}]}]

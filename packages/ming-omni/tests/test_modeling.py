@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from omni_helpers import noise_image, speech_like
+from omni_helpers import noise_image, short_and_long, speech_like
 
 from ming_moe import SparseMoeBlock
 from ming_videorope import Modality, get_position_ids
@@ -118,18 +118,7 @@ def test_greedy_generation_picks_the_argmax_of_a_full_forward(model, processor):
 
 
 def test_padded_batch_equals_one_by_one(model, processor):
-    short = [
-        {"role": "user", "content": [{"type": "audio", "audio": speech_like(0.3)}, {"type": "text", "text": "hi"}]}
-    ]
-    long = [
-        {
-            "role": "user",
-            "content": [
-                {"type": "image", "image": noise_image(56, 84)},
-                {"type": "text", "text": "what is this shape"},
-            ],
-        }
-    ]
+    short, long = short_and_long()
     batch = processor([short, long])
     with torch.no_grad():
         both = model(**batch.model_kwargs()).logits[:, -1]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omni_helpers import CORPUS, noise_image, speech_like
+from omni_helpers import CORPUS, noise_image, short_and_long, speech_like
 from PIL import Image
 from pydantic import ValidationError
 
@@ -166,16 +166,7 @@ def test_audio_placeholders_equal_audio_encoder_outputs(processor, model, sample
 
 
 def test_left_padded_batch_rows_equal_single_conversations(processor):
-    short = [{"role": "user", "content": "hi"}]
-    long = [
-        {
-            "role": "user",
-            "content": [
-                {"type": "image", "image": noise_image(56, 56)},
-                {"type": "text", "text": "a longer question here"},
-            ],
-        }
-    ]
+    short, long = short_and_long()
     batch = processor([short, long])
     for row, conversation in enumerate((short, long)):
         alone = processor(conversation)
