@@ -7,7 +7,7 @@ its longest clip). The peer, ``WhisperModel(...).encoder`` with the same width, 
 its front end and our projector's counterpart are not timed, so the peer is favoured. A padded 30 s input costs
 the peer the same for any clip up to 30 s. Prints a table and writes ``results/encoder.json``.
 
-    python packages/ming-contextasr/benchmarks/bench_encoder.py [--repeats 5] [--flash-repeats 1]
+    python packages/ming-contextasr/benchmarks/bench_encoder.py [--repeats 5] [--flash-repeats 3]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def peer_encoder(config: ContextASRAudioConfig, ours: ContextASRAudioModel) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (tiny)")
-    parser.add_argument("--flash-repeats", type=int, default=1, help="timed runs per case (flash)")
+    parser.add_argument("--flash-repeats", type=int, default=3, help="timed runs per case (flash)")
     parser.add_argument("--presets", nargs="+", choices=list(CASES), default=list(CASES))
     args = parser.parse_args()
     torch.set_num_threads(1)

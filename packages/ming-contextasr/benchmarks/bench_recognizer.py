@@ -147,7 +147,7 @@ def main() -> None:
             f"{args.train_seeds} training lexicons. One model: the tiny encoder preset ({audio.encoder_layers} layers, "
             f"{audio.d_model} wide) + projector into a {lm.num_hidden_layers}-layer, {lm.hidden_size}-wide "
             f"{type(model.language_model).__name__} over bytes ({parameters:,} parameters), trained by "
-            f"train_recognizer.py for {progress['step']} steps ({progress['seconds'] / 60:.1f} min); greedy "
+            f"train_recognizer.py for {progress['step']} steps ({progress['seconds'] / 60:.1f} CPU min); greedy "
             "decoding. Distractors: one other unseen name per true name. Biasing: HotwordBiasingProcessor over "
             "byte tokens, per-byte bonus as shown. "
             f"Evaluation took {time.perf_counter() - started:.0f} s."

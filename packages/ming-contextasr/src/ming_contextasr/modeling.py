@@ -154,8 +154,10 @@ class ContextASRAudioModel(PreTrainedModel):
         valid = torch.arange(hidden.shape[1], device=hidden.device) < out_lengths[:, None]
         hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
         hidden = F.dropout(hidden, p=encoder.dropout, training=self.training)
-        mask = torch.zeros(valid.shape, dtype=hidden.dtype, device=hidden.device)
-        mask = mask.masked_fill(~valid, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        mask = None  # without padding, no mask: SDPA then keeps its fused kernels
+        if not bool(valid.all()):
+            mask = torch.zeros(valid.shape, dtype=hidden.dtype, device=hidden.device)
+            mask = mask.masked_fill(~valid, torch.finfo(hidden.dtype).min)[:, None, None, :]
         for layer in encoder.layers:
             hidden = layer(hidden, mask)
         hidden = encoder.layer_norm(hidden)
