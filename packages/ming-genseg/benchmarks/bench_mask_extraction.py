@@ -97,9 +97,9 @@ def main() -> None:
             f"ming-testdata scenes (up to 4 shapes), {args.scenes} per size, median of {args.repeats} runs each after "
             "a warm-up, then the median over scenes; every round trip (synthesize_pair → extract_mask) gave the "
             "source mask exactly. clean_mask is median seeding + component labelling + hole filling; the rest of "
-            "extract_mask is the per-pixel rule. segment() end to end with the tiny ming-imagegen pipeline is not "
-            "measured yet: ming-imagegen does not exist (issue 9), and segment() adds only the editor's time to "
-            f"choose_edit_color + extract_mask. 1-minute load average when the run started: {load:.1f}."
+            "extract_mask is the per-pixel rule. segment() adds the editor's time to choose_edit_color + extract_mask; "
+            "end to end with the tiny ming-imagegen pipeline it is in results/segment.json (bench_segment.py). "
+            f"1-minute load average when the run started: {load:.1f}."
         ),
     }
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}

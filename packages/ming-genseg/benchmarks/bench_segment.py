@@ -2,7 +2,7 @@
 end-to-end time (paper §2.3; issue 10's "real small run").
 
 Run: python packages/ming-genseg/benchmarks/bench_segment.py [--checkpoint DIR] [--samples 120]
-Needs the tiny shapes pipeline that ``packages/ming-imagegen/examples/train_shapes.py`` trains (about 20 minutes) and
+Needs the tiny shapes pipeline that ``packages/ming-imagegen/examples/train_shapes.py`` trains (about 11 minutes) and
 caches at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``), and its untrained initialisation ``DIR-untrained``.
 That editor learnt recolouring edits ("color the red circle on the left green") on scenes of training prompts; here
 every sample is an object of a new scene (seeds never used in training) named the RefCOCO way, always with its colour
