@@ -13,7 +13,7 @@ generation (2 branches) and editing (3 branches: unconditional, reference only, 
 The cases take turns, so a change of load on the shared machine touches all alike. Prints a table and writes
 ``results/pipeline.json``.
 
-    ming-heavy python packages/ming-imagegen/benchmarks/bench_pipeline.py [--repeats 3] [--threads 1]
+    ming-heavy python packages/ming-imagegen/benchmarks/bench_pipeline.py [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,8 +117,8 @@ def build() -> tuple[MingImagePipeline, StableDiffusion3Pipeline, torch.Tensor, 
 
 
 def seconds(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per case; the cases take turns (round-robin) so a change of load on the shared machine touches
-    all of them alike."""
+    """Best (least disturbed) seconds per case over ``repeats``; the cases take turns (round-robin) so a change of
+    load on the shared machine touches all of them alike."""
     for fn in cases.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -128,12 +127,12 @@ def seconds(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: min(t) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -199,7 +198,7 @@ def main() -> None:
             f"{SIZE}×{SIZE} images, random 16-channel AutoencoderKL (factor 8) shared by both, {STEPS} Euler steps, "
             f"{TOKENS} precomputed condition tokens, width {HEADS * 64}. Transformers: ours "
             f"{_count(ours.transformer) / 1e6:.1f} M (6 joint blocks + 1 noise refiner + 1 reference refiner), "
-            f"SD3 {_count(peer.transformer) / 1e6:.1f} M (7 joint blocks). Median of {args.repeats} runs, the cases "
+            f"SD3 {_count(peer.transformer) / 1e6:.1f} M (7 joint blocks). Best of {args.repeats} runs, the cases "
             f"taking turns, after a warm-up. Goal: ours ≤ 1.05 × SD3. Ours also runs the connector and applies 3D "
             f"rotary embeddings."
         ),
