@@ -1,7 +1,8 @@
 """Expert parallelism, FSDP2 + EP training and DCP checkpoints on 2 CPU processes (gloo), against one process.
 
-All scenarios run in one pair of spawned workers (starting a process costs more than the scenarios); each test checks
-one behaviour on what the workers wrote. The references are computed here, in one process, on the same weights.
+The 2-rank scenarios run in one pair of spawned workers (starting a process costs more than the scenarios); each test
+checks one behaviour on what the workers wrote. One more test trains on 4 ranks, two expert-parallel groups of two.
+The references are computed here, in one process, on the same weights.
 """
 
 import datetime
@@ -55,10 +56,10 @@ def _to_other_rank(block) -> None:
             router.expert_bias[: block.num_experts // 2] = -100.0
 
 
-def _batches() -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids ``(WORLD, 2, 16)``, one batch per rank trained on at every step (so the loss falls), and modality
+def _batches(world: int = WORLD) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``(world, 2, 16)``, one batch per rank trained on at every step (so the loss falls), and modality
     ids with text and audio tokens (two routers train)."""
-    ids = torch.randint(0, 512, (WORLD, 2, 16), generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(0, 512, (world, 2, 16), generator=torch.Generator().manual_seed(2))
     modality = torch.full_like(ids, Modality.TEXT)
     modality[..., 4:10] = Modality.AUDIO
     return ids, modality
@@ -84,14 +85,14 @@ def _train(model, optimizer, step_inputs, steps: int = STEPS) -> list[float]:
     updater = ExpertBiasUpdater(model)
     losses = []
     for _ in range(steps):
-        total = torch.zeros(())
+        total = torch.zeros(2)  # summed losses, micro-batches
         for ids, modality in step_inputs:
             loss = model(ids, labels=ids, modality_ids=modality).loss
             (loss / len(step_inputs)).backward()
-            total += loss.detach()
+            total += torch.stack([loss.detach(), torch.tensor(1.0)])
         if dist.is_initialized():
             dist.all_reduce(total)
-        losses.append(float(total) / WORLD)
+        losses.append(float(total[0] / total[1]))
         optimizer.step()
         optimizer.zero_grad()
         updater()
@@ -113,17 +114,17 @@ def _logits(model, ids: torch.Tensor) -> torch.Tensor:
         return model.eval()(ids).logits
 
 
-def _worker(rank: int, directory: str) -> None:
+def _worker(rank: int, scenarios, world: int, directory: str) -> None:
     torch.set_num_threads(1)
     try:
         dist.init_process_group(
             "gloo",
             init_method=f"file://{directory}/rendezvous",
             rank=rank,
-            world_size=WORLD,
+            world_size=world,
             timeout=datetime.timedelta(seconds=120),  # a hung collective fails instead of hanging
         )
-        results = _scenarios(rank, directory)
+        results = scenarios(rank, directory)
         torch.save(results, f"{directory}/results_{rank}.pt")
         dist.destroy_process_group()
     except BaseException:
@@ -186,7 +187,14 @@ def _scenarios(rank: int, directory: str) -> dict:
 def workers(tmp_path_factory) -> tuple[list[dict], str]:
     directory = tmp_path_factory.mktemp("distributed")
     save_distributed_checkpoint(directory / "one_rank", _model(seed=5))
-    context = mp.start_processes(_worker, args=(str(directory),), nprocs=WORLD, join=False, start_method="spawn")
+    return _run_workers(_scenarios, WORLD, directory), str(directory)
+
+
+def _run_workers(scenarios, world: int, directory) -> list[dict]:
+    """``scenarios(rank, directory)`` on ``world`` spawned gloo processes; returns what each returned."""
+    context = mp.start_processes(
+        _worker, args=(scenarios, world, str(directory)), nprocs=world, join=False, start_method="spawn"
+    )
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=TIMEOUT_S)
     try:
         while not context.join(timeout=5):
@@ -199,7 +207,7 @@ def workers(tmp_path_factory) -> tuple[list[dict], str]:
         for process in context.processes:
             if process.is_alive():
                 process.kill()
-    return [torch.load(directory / f"results_{r}.pt") for r in range(WORLD)], str(directory)
+    return [torch.load(directory / f"results_{r}.pt") for r in range(world)]
 
 
 def _reference_block(case: str, implementation: str):
@@ -242,9 +250,9 @@ def test_bias_update_sums_the_loads_of_all_ranks(workers, case):
         torch.testing.assert_close(r[case, "bias"], expected, atol=0, rtol=0)
 
 
-def _one_process_losses() -> list[float]:
+def _one_process_losses(world: int = WORLD) -> list[float]:
     """One process, same global batch: the ranks' batches as micro-batches of each step."""
-    ids, modality = _batches()
+    ids, modality = _batches(world)
     model = _model().train()
     return _train(model, _adamw(model), list(zip(ids, modality, strict=True)))
 
@@ -300,3 +308,16 @@ def test_loading_a_checkpoint_that_lacks_tensors_is_an_error(tmp_path):
         load_distributed_checkpoint(tmp_path / "one_router", _model())
     with pytest.raises(ValueError, match="holds no optimizer state"):
         load_distributed_checkpoint(tmp_path / "one_router", one_router, _adamw(one_router))
+
+
+def _four_rank_scenarios(rank: int, directory: str) -> list[float]:
+    ids, modality = _batches(4)
+    model = shard_model(_model().train(), build_device_mesh(ParallelLayout(data_parallel=2, expert_parallel=2)))
+    return _train(model, _adamw(model), [(ids[rank], modality[rank])])
+
+
+def test_two_expert_parallel_groups_of_two_on_four_ranks_train_like_one_process(tmp_path):
+    # the composed layout: experts split over ep and FSDP-sharded over dp, the rest sharded over all 4 ranks
+    results = _run_workers(_four_rank_scenarios, 4, tmp_path)
+    assert all(r == results[0] for r in results)
+    torch.testing.assert_close(torch.tensor(results[0]), torch.tensor(_one_process_losses(4)), atol=2e-5, rtol=0)
