@@ -175,6 +175,15 @@ def main() -> None:
             }
         )
 
+    wer_verdict = ""
+    if transcripts is not None:
+        reference_wer = 100 * word_error_rate(held_out, transcripts[REFERENCE])
+        wer_verdict = f" Its WER on the espeak-ng recordings themselves is {reference_wer:.0f}%" + (
+            ": it cannot transcribe these sentences (it was trained on ming-testdata's template sentences with "
+            "made-up names), so this column does not measure the head."
+            if reference_wer > 50
+            else "."
+        )
     limit = options.max_patches * trained.config.patch_size
     hit_limit = {name: sum(x.shape[1] >= limit for x in generated) for name, generated in latents.items()}
     steps = training["recipe"]["steps"]
@@ -199,7 +208,7 @@ def main() -> None:
         "WER: "
         + (
             f"ming-contextasr's tiny recogniser at {args.recogniser} (no context), scored with its ContextASR-Bench "
-            "normaliser, against the digit words."
+            "normaliser, against the digit words." + wer_verdict
             if transcripts is not None
             else f"not measured: no recogniser checkpoint at {args.recogniser}."
         ),
