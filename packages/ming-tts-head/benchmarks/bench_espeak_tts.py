@@ -1,5 +1,6 @@
-"""Quality of the TTS head trained on espeak-ng speech latents (train_espeak_tts.py), on held-out sentences, beside
-the same head untrained.
+"""Held-out quality of the TTS head trained on espeak-ng speech latents, beside the same head untrained.
+
+The head is the one train_espeak_tts.py makes.
 
 For each held-out digit sequence: generated vs reference duration (Pearson correlation, mean absolute error), the
 DTW-aligned log-mel L1 distance of the decoded audio to the espeak-ng recording, and — when the contextasr

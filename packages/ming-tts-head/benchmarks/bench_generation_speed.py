@@ -1,11 +1,12 @@
-"""Streaming generation speed on CPU: time to the first patch, real-time factor, network evaluations per patch and
-where the time goes (backbone, aggregator, flow head), for the tiny and flash presets at random initialisation,
-with classifier-free guidance batched (both branches in one DiT forward, as ``stream_speech`` does) against a naive
-sampler that runs the two branches as separate forwards.
+"""Streaming generation speed on CPU, tiny and flash presets, batched vs naive classifier-free guidance.
 
-Speed does not depend on the weights, so no training is needed. Every run generates exactly ``--patches`` patches
-(``min_patches = max_patches``: the untrained stop head cannot end it early) for a ``--text-tokens``-token text
-with the paper's sampler (10 EPSS Euler steps, CFG 2, KV cache). Prints a table and writes
+Time to the first patch, real-time factor, network evaluations per patch and where the time goes (backbone,
+aggregator, flow head), at random initialisation, with classifier-free guidance batched (both branches in one DiT
+forward, as ``stream_speech`` does) against a naive sampler that runs the two branches as separate forwards.
+
+Speed does not depend on the weights, so no training is needed. Every run generates exactly 50 (tiny) or 4 (flash)
+patches (``min_patches = max_patches``: the untrained stop head cannot end it early) for a ``--text-tokens``-token
+text with the paper's sampler (10 EPSS Euler steps, CFG 2, KV cache). Prints a table and writes
 ``results/generation_speed.json``.
 
     python packages/ming-tts-head/benchmarks/bench_generation_speed.py [--repeats 3] [--presets tiny flash]
