@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,7 +165,7 @@ def main() -> None:
     )
     result = {
         "title": "Segmentation as editing on rendered shapes: held-out scenes and segment() time",
-        "command": "python packages/ming-genseg/benchmarks/bench_segment.py",
+        "command": " ".join(["python packages/ming-genseg/benchmarks/bench_segment.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), torch {torch.__version__}",
         "columns": columns,
         "rows": rows,

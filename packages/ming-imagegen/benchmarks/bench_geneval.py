@@ -179,7 +179,7 @@ def main() -> None:
     )
     result = {
         "title": "Mini-GenEval on rendered shapes (held-out prompts) and recolouring edits",
-        "command": "python packages/ming-imagegen/benchmarks/bench_geneval.py",
+        "command": " ".join(["python packages/ming-imagegen/benchmarks/bench_geneval.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), torch {torch.__version__}",
         "columns": columns,
         "rows": rows,
