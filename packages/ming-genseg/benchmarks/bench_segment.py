@@ -2,7 +2,7 @@
 end-to-end time (paper §2.3; issue 10's "real small run").
 
 Run: python packages/ming-genseg/benchmarks/bench_segment.py [--checkpoint DIR] [--samples 120]
-Needs the tiny shapes pipeline that ``packages/ming-imagegen/examples/train_shapes.py`` trains (about 11 minutes) and
+Needs the tiny shapes pipeline that ``packages/ming-imagegen/examples/train_shapes.py`` trains (about 10 minutes) and
 caches at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``), and its untrained initialisation ``DIR-untrained``.
 That editor learnt recolouring edits ("color the red circle on the left green") on scenes of training prompts; here
 every sample is an object of a new scene (seeds never used in training) named the RefCOCO way, always with its colour
@@ -116,7 +116,7 @@ def run(segmenter: Segmenter, samples: list[EditSample]) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "segment.json")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a tiny model: a second thread costs more than it gains on a shared 2-core machine

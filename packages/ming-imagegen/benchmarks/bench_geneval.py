@@ -3,7 +3,7 @@ Table 2).
 
 Run: python packages/ming-imagegen/benchmarks/bench_geneval.py [--checkpoint DIR]
 Loads the pipeline that ``examples/train_shapes.py`` saved at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``;
-trained first, about 11 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
+trained first, about 10 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
 held-out prompt of the six GenEval categories (prompts never shown in training, :func:`~ming_imagegen.shapes.
 split_prompts`) it draws ``--images-per-category`` images (the category's prompts in turn, each image its own seed)
 and scores them with the rule-based checker
@@ -42,7 +42,7 @@ HEADERS = {"single_object": "1-Obj.", "two_object": "2-Obj.", "counting": "Count
 def load(checkpoint: Path) -> tuple[MingImagePipeline, MingImagePipeline, ShapesOptions, dict]:
     """The trained and untrained pipelines, the shape world they were trained on and the training summary."""
     if not (checkpoint / "model_index.json").exists():
-        print(f"no checkpoint at {checkpoint}: training it (about 11 minutes)")
+        print(f"no checkpoint at {checkpoint}: training it (about 10 minutes)")
         subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--out", str(checkpoint)], check=True)
     trained = MingImagePipeline.from_pretrained(checkpoint)
     untrained = MingImagePipeline.from_pretrained(checkpoint.with_name(checkpoint.name + "-untrained"))
@@ -107,8 +107,8 @@ def row(system: str, scores: GenEvalScores | None, edits: dict[str, float] | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--images-per-category", type=int, default=24)
-    parser.add_argument("--edits", type=int, default=96)
+    parser.add_argument("--images-per-category", type=int, default=16)
+    parser.add_argument("--edits", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="Euler steps (the pipeline's default)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "geneval.json")

@@ -2,7 +2,7 @@
 show what it draws for prompts it never saw.
 
 Run: ming-heavy python packages/ming-imagegen/examples/train_shapes.py [--out DIR] [--steps N]
-(about 11 minutes on one thread of a busy 2-core machine; on a busier one it stops at a checkpoint after
+(about 10 minutes on one quiet CPU thread, 25 on a busy shared 2-core machine, where it stops at a checkpoint after
 ``--max-minutes`` and the same command resumes it). Remakes the checkpoint that ``benchmarks/bench_geneval.py``
 and ming-genseg's ``benchmarks/bench_segment.py`` evaluate: ``MingImagePipeline.from_pretrained(DIR)`` (default
 ``~/.cache/ming/imagegen/shapes-tiny``, safetensors), with ``DIR-untrained`` (the same initialisation before training,
@@ -51,7 +51,7 @@ DEFAULT_OUT = Path.home() / ".cache" / "ming" / "imagegen" / "shapes-tiny"
 SHAPES = ShapesOptions(size=32)
 GENERATION_SAMPLES = 4000
 EDIT_SAMPLES = 2000
-STEPS = 600
+STEPS = 1600
 BATCH = 16
 CHUNK = 100  # steps between checkpoints, and between checks of the time budget
 MODEL_SEED = 0
