@@ -2,14 +2,14 @@
 end-to-end time (paper §2.3; issue 10's "real small run").
 
 Run: python packages/ming-genseg/benchmarks/bench_segment.py [--checkpoint DIR] [--samples 120]
-Needs the tiny shapes pipeline that ``packages/ming-imagegen/examples/train_shapes.py`` trains (about 10 minutes) and
+Needs the tiny shapes pipeline that ``packages/ming-imagegen/benchmarks/train_shapes.py`` trains (about 10 minutes) and
 caches at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``), and its untrained initialisation ``DIR-untrained``.
 That editor learnt recolouring edits ("color the red circle on the left green") on scenes of training prompts; here
 every sample is an object of a new scene (seeds never used in training) named the RefCOCO way, always with its colour
 ("the red circle", "the red circle on the left" when a look-alike shares the scene): half of the scenes are of
-held-out prompts (:func:`ming_imagegen.shapes.split_prompts`), half hold only objects of one colour ("a red circle and
-a red square", "two red circles"), where the colour word alone cannot single the object out. Systems, on the same
-samples:
+held-out prompts (:func:`ming_testdata.shape_world.split_prompts`), half hold only objects of one colour ("a red circle
+and a red square", "two red circles"), where the colour word alone cannot single the object out. Systems, on
+the same samples:
 
 - :func:`~ming_genseg.segment` with the trained editor (edit colour chosen among the palette it was trained on);
 - the same with the untrained editor;
@@ -47,11 +47,11 @@ from ming_genseg import (
     segment,
 )
 from ming_imagegen import MingImagePipeline
-from ming_imagegen.shapes import EditSample, ObjectGroup, PromptSpec, ShapesOptions, make_edit, split_prompts
+from ming_testdata.shape_world import EditSample, ObjectGroup, PromptSpec, ShapesOptions, make_edit, split_prompts
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = Path.home() / ".cache" / "ming" / "imagegen" / "shapes-tiny"
-TRAIN_COMMAND = "python packages/ming-imagegen/examples/train_shapes.py"
+TRAIN_COMMAND = "python packages/ming-imagegen/benchmarks/train_shapes.py"
 SAMPLE_SEEDS = 2_000_000  # scenes of this benchmark; the editor's training scenes use seeds far below
 
 Segmenter = Callable[[EditSample, int], np.ndarray]

@@ -2,12 +2,12 @@
 Table 2).
 
 Run: python packages/ming-imagegen/benchmarks/bench_geneval.py [--checkpoint DIR]
-Loads the pipeline that ``examples/train_shapes.py`` saved at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``;
+Loads the pipeline that ``benchmarks/train_shapes.py`` saved at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``;
 trained first, about 10 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
-held-out prompt of the six GenEval categories (prompts never shown in training, :func:`~ming_imagegen.shapes.
+held-out prompt of the six GenEval categories (prompts never shown in training, :func:`~ming_testdata.shape_world.
 split_prompts`) it draws ``--images-per-category`` images (the category's prompts in turn, each image its own seed)
 and scores them with the rule-based checker
-(:mod:`ming_imagegen.geneval`); the rendered ground truth of the same prompts is scored too (the checker's ceiling).
+(:mod:`ming_testdata.geneval`); the rendered ground truth of the same prompts is scored too (the checker's ceiling).
 Editing: ``--edits`` recolouring edits ("make the red circle green") on scenes of held-out prompts, scored by the
 checker on the edited object and by the pixels changed elsewhere, against returning the reference unchanged. Prints a
 table and writes ``results/geneval.json``; a grid of samples goes next to the checkpoint (``DIR-eval/``, outside git).
@@ -28,11 +28,18 @@ import torch
 from PIL import Image
 
 from ming_imagegen import ImageGenerationOptions, MingImagePipeline
-from ming_imagegen.geneval import CheckerOptions, GenEvalScores, check_edit, score_edits, score_images
-from ming_imagegen.shapes import GENEVAL_CATEGORIES, EditSample, ShapesOptions, make_edit, render_scene, split_prompts
+from ming_testdata.geneval import CheckerOptions, GenEvalScores, check_edit, score_edits, score_images
+from ming_testdata.shape_world import (
+    GENEVAL_CATEGORIES,
+    EditSample,
+    ShapesOptions,
+    make_edit,
+    render_scene,
+    split_prompts,
+)
 
 HERE = Path(__file__).resolve().parent
-TRAIN_SCRIPT = HERE.parent / "examples" / "train_shapes.py"
+TRAIN_SCRIPT = HERE / "train_shapes.py"
 DEFAULT_CHECKPOINT = Path.home() / ".cache" / "ming" / "imagegen" / "shapes-tiny"
 EDIT_SEEDS = 1_000_000  # edit scenes of the evaluation draw seeds from here on; training's stay far below
 HEADERS = {"single_object": "1-Obj.", "two_object": "2-Obj.", "counting": "Count", "colors": "Colors",

@@ -18,6 +18,7 @@ import json
 import mmap
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -25,6 +26,9 @@ from safetensors import safe_open
 from ming_moe import original_checkpoint_keys
 
 from .configuration import MingOmniConfig
+
+if TYPE_CHECKING:
+    from .modeling import MingOmniForConditionalGeneration
 
 __all__ = ["check_omni_checkpoint", "load_checkpoint", "omni_checkpoint_keys", "omni_checkpoint_shapes"]
 
@@ -113,7 +117,9 @@ def _first(names: list[str], limit: int = 20) -> str:
     return f"[{', '.join(names[:limit])}{more}]"
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> MingOmniForConditionalGeneration:
     """Load a checkpoint written by ``save_pretrained`` with a peak memory near its size (see the module docstring).
 
     Args:

@@ -9,7 +9,8 @@ from PIL import Image
 from pydantic import ValidationError
 from scipy import ndimage
 
-from ming_imagegen.geneval import (
+from ming_testdata import COLORS, SceneOptions, make_scenes
+from ming_testdata.geneval import (
     CheckerOptions,
     EditCheck,
     check_edit,
@@ -19,7 +20,7 @@ from ming_imagegen.geneval import (
     score_edits,
     score_images,
 )
-from ming_imagegen.shapes import (
+from ming_testdata.shape_world import (
     GENEVAL_CATEGORIES,
     ObjectGroup,
     PromptSpec,
@@ -29,7 +30,6 @@ from ming_imagegen.shapes import (
     render_scene,
     split_prompts,
 )
-from ming_testdata import COLORS, SceneOptions, make_scenes
 
 
 def _spec(*groups: tuple[int, str | None, str], relation: str | None = None) -> PromptSpec:

@@ -2,7 +2,7 @@
 
 GenEval (Ghosh et al., 2023) detects objects with a detector, reads their colours and positions, and scores each
 prompt as right or wrong per category: single object, two objects, counting, colours, position, colour attribution.
-Here images are plain-background shape scenes (:mod:`ming_imagegen.shapes`), so detection is done by rule:
+Here images are plain-background shape scenes (:mod:`ming_testdata.shape_world`), so detection is done by rule:
 
 **Detection** (:func:`detect_objects`). Each pixel takes the nearest colour (Euclidean RGB) among the palette and the
 background if it is within ``max_color_distance`` of it, else none (blends and noise). The pixels of each palette
@@ -39,9 +39,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import ndimage
 
-from ming_testdata import COLORS, ColorName
-
-from .shapes import GENEVAL_CATEGORIES, Category, PromptSpec, ShapeKind, ShapesOptions, relation_holds
+from .palette import COLORS, ColorName
+from .shape_world import GENEVAL_CATEGORIES, Category, PromptSpec, ShapeKind, ShapesOptions, relation_holds
 
 __all__ = [
     "CheckerOptions",
@@ -67,7 +66,7 @@ _EDIT_IOU = 0.5
 
 
 class CheckerOptions(BaseModel):
-    """Palette and thresholds of the checker (defaults match :class:`~ming_imagegen.shapes.ShapesOptions`)."""
+    """Palette and thresholds of the checker (defaults match :class:`~ming_testdata.shape_world.ShapesOptions`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,7 +1,7 @@
 """Train the tiny pipeline on rendered shapes, text-to-image and recolouring edits together (paper §2.3, §2.4), and
 show what it draws for prompts it never saw.
 
-Run: ming-heavy python packages/ming-imagegen/examples/train_shapes.py [--out DIR] [--steps N]
+Run: ming-heavy python packages/ming-imagegen/benchmarks/train_shapes.py [--out DIR] [--steps N]
 (about 10 minutes on one quiet CPU thread, 25 on a busy shared 2-core machine, where it stops at a checkpoint after
 ``--max-minutes`` and the same command resumes it). Remakes the checkpoint that ``benchmarks/bench_geneval.py``
 and ming-genseg's ``benchmarks/bench_segment.py`` evaluate: ``MingImagePipeline.from_pretrained(DIR)`` (default
@@ -11,7 +11,7 @@ the weights. The trainer's checkpoints and sample grids go to ``DIR-run``: an in
 called again. With the checkpoint already made, only the demonstration at the end runs (``--retrain`` trains anyway;
 delete ``DIR-run`` to start from scratch).
 
-Data (:mod:`ming_imagegen.shapes`, made on the spot): 32×32 scenes of the training prompts of the six GenEval
+Data (:mod:`ming_testdata.shape_world`, made on the spot): 32×32 scenes of the training prompts of the six GenEval
 categories (a quarter of each category's prompts is held out), and recolouring edits of objects in such scenes,
 worded "make / color / paint <the object> <colour>", the object named by its shortest unique description or always
 with its colour (half each). The LLM is the frozen random tiny Qwen2 of :func:`~ming_imagegen.tiny_language_model`;
@@ -36,8 +36,8 @@ from ming_imagegen import (
     tiny_pipeline,
     train_image_generator,
 )
-from ming_imagegen.geneval import CheckerOptions, check_image
-from ming_imagegen.shapes import (
+from ming_testdata.geneval import CheckerOptions, check_image
+from ming_testdata.shape_world import (
     EDIT_TEMPLATES,
     GENEVAL_CATEGORIES,
     ShapesOptions,

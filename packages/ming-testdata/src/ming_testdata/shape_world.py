@@ -2,7 +2,7 @@
 
 The paper scores text-to-image generation on GenEval (Table 2: single object, two objects, counting, colours,
 position, colour attribution). Without released weights the tiny model is trained and scored on the same six
-categories, in a world of rendered shapes where a rule-based checker (:mod:`ming_imagegen.geneval`) can tell
+categories, in a world of rendered shapes where a rule-based checker (:mod:`ming_testdata.geneval`) can tell
 whether an image follows its prompt.
 
 **Prompts.** A :class:`PromptSpec` is one or two object groups (count, optional colour, shape) and an optional
@@ -34,7 +34,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import ndimage
 
-from ming_testdata import COLORS, ColorName, Scene, SceneObject, SceneOptions, make_scenes
+from .images import Scene, SceneObject, SceneOptions, make_scenes
+from .palette import COLORS, ColorName
 
 __all__ = [
     "EDIT_TEMPLATES",

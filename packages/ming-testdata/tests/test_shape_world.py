@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 from scipy import ndimage
 
-from ming_imagegen.shapes import (
+from ming_testdata import COLORS
+from ming_testdata.shape_world import (
     EDIT_TEMPLATES,
     GENEVAL_CATEGORIES,
     ObjectGroup,
@@ -22,7 +23,6 @@ from ming_imagegen.shapes import (
     sample_specs,
     split_prompts,
 )
-from ming_testdata import COLORS
 
 _SIDES = {"left": (0, 1), "right": (0, -1), "top": (1, 1), "bottom": (1, -1)}
 
