@@ -22,7 +22,7 @@ __all__ = ["EditingPipeline", "Segmentation", "segment"]
 
 @runtime_checkable
 class EditingPipeline(Protocol):
-    """An instruction-following image editor, as ming-imagegen's editing pipeline will provide it."""
+    """An instruction-following image editor, as `ming_imagegen.MingImagePipeline.edit` and `MingOmni.edit` provide."""
 
     def edit(self, image: Image.Image, prompt: str, *, seed: int | None = None) -> Image.Image:
         """Edit ``image`` as ``prompt`` says.
