@@ -1,6 +1,7 @@
 """Train the tiny BailingMoeV2 preset sharded over torch.distributed: FSDP2 + expert parallelism, DCP checkpoints.
 
-Run with torchrun, one process per device (CPU → gloo, ``--device cuda`` → NCCL, one GPU per process):
+Run with torchrun, one process per device (CPU → gloo, ``--device cuda`` → NCCL, one GPU per process); plain
+``python train_distributed.py`` starts 2 CPU processes itself:
 
     torchrun --standalone --nproc-per-node 2 packages/ming-moe/examples/train_distributed.py \
         --expert-parallel 2 --out runs/ep2
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.run import main as torchrun
 from tqdm.auto import tqdm
 from train_tiny import byte_batches
 
@@ -48,6 +52,11 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/ming-moe-distributed"))
     args = parser.parse_args()
+    if "RANK" not in os.environ:
+        # Started with plain `python` (as `nox -s demo` does): launch the 2 CPU processes torchrun would.
+        print("not under torchrun: starting 2 processes with torch.distributed.run --standalone")
+        torchrun(["--standalone", "--nproc-per-node", "2", __file__, *sys.argv[1:]])
+        return
     torch.set_num_threads(1)
 
     dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
