@@ -1,14 +1,16 @@
 """Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
 
-Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--checkpoint DIR]
-Evaluates the checkpoint of ``train_tiny_espeak.py`` (trained first, ~20 minutes, when ``DIR`` does not exist), the
-same run's checkpoint at the end of its reconstruction-only warm-up, the untrained initialisation and Griffin-Lim
-on the held-out clips (voices and sentences absent from training): multi-scale mel distance (the training loss's
-distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq), means over the clips. Griffin-Lim inverts a
-50 Hz mel spectrogram of the clip with as many numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through
-torchaudio's ``InverseMelScale`` and ``GriffinLim``. Writes results/quality.json, the spectrogram figure
-docs/figures/speech_tokenizer_quality.png, the training-curve figure docs/figures/speech_tokenizer_training.png, and
-the WAVs of every system next to the checkpoint (``<DIR>-eval/``, outside git).
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|v2] [--checkpoint DIR]
+Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
+recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet), the
+untrained initialisation and Griffin-Lim on the held-out clips (voices and sentences absent from training):
+multi-scale mel distance (the training loss's distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq),
+means over the clips. Griffin-Lim, run in the same call, inverts a 50 Hz mel spectrogram of the clip with as many
+numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through torchaudio's ``InverseMelScale`` and
+``GriffinLim``. Writes results/quality.json (``v1``; ``quality_v2.json`` for ``v2``), the spectrogram figure
+docs/figures/speech_tokenizer_quality[_v2].png, the training-curve figure
+docs/figures/speech_tokenizer_training[_v2].png, and the WAVs of every system next to the checkpoint
+(``<DIR>-eval/``, outside git).
 """
 
 from __future__ import annotations
@@ -27,16 +29,7 @@ from pystoi import stoi
 from report import write_result
 from scipy.io import wavfile
 from torchaudio.transforms import GriffinLim, InverseMelScale, MelSpectrogram
-from train_tiny_espeak import (
-    DEFAULT_OUT,
-    HELD_OUT_SPEECH,
-    WARMUP_STEPS,
-    recipe,
-    run_dir_for,
-    speech_clips,
-    train_and_save,
-    untrained_model,
-)
+from train_tiny_espeak import DEFAULT_RECIPE, HELD_OUT_SPEECH, RECIPES, run_dir_for, speech_clips, train_and_save
 
 from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel
 
@@ -114,7 +107,7 @@ def plot_spectrograms(path: Path, clip: torch.Tensor, outputs: dict[str, torch.T
     plt.close(fig)
 
 
-def plot_training(path: Path, run_dir: Path) -> None:
+def plot_training(path: Path, run_dir: Path, warmup_steps: int) -> None:
     """Training mel loss per step (and its 50-step mean) with the held-out mel distance of each validation."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -128,7 +121,7 @@ def plot_training(path: Path, run_dir: Path) -> None:
     ax.plot(np.arange(50, mel.size + 1), smooth, label="training mel loss (50-step mean)")
     steps, distances = zip(*state["validation"], strict=True)
     ax.plot(steps, distances, "o-", label="held-out mel distance")
-    ax.axvline(WARMUP_STEPS, color="gray", linestyle="--", linewidth=0.8, label="discriminators start")
+    ax.axvline(warmup_steps, color="gray", linestyle="--", linewidth=0.8, label="discriminators start")
     ax.set_xlabel("step")
     ax.set_ylabel("multi-scale mel distance")
     ax.legend()
@@ -139,25 +132,31 @@ def plot_training(path: Path, run_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT, help="save_pretrained folder of the run")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE, help="train_tiny_espeak.py's")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="save_pretrained folder (default: the recipe's)")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON (default: results/quality[_RECIPE].json)")
     args = parser.parse_args()
+    tiny = RECIPES[args.recipe]
+    checkpoint = args.checkpoint or tiny.default_out
+    suffix = "" if args.recipe == "v1" else f"_{args.recipe}"  # v1 keeps the file names it has always written
+    out = args.out or Path(__file__).parent / "results" / f"quality{suffix}.json"
     torch.set_num_threads(1)  # small ops: a second thread costs more than it gains on a shared 2-core machine
-    run_dir = run_dir_for(args.checkpoint)
-    if not (args.checkpoint / "config.json").exists():
-        print(f"no checkpoint at {args.checkpoint}: training it (train_tiny_espeak.py, ~20 minutes)")
-        train_and_save(args.checkpoint, run_dir)
-    trained = SpeechTokenizerModel.from_pretrained(args.checkpoint).eval()
+    run_dir = run_dir_for(checkpoint)
+    if not (checkpoint / "config.json").exists():
+        print(f"no checkpoint at {checkpoint}: training it (train_tiny_espeak.py --recipe {args.recipe})")
+        train_and_save(tiny, checkpoint, run_dir)
+    trained = SpeechTokenizerModel.from_pretrained(checkpoint).eval()
+    steps = tiny.training_recipe(run_dir).steps
     config = trained.config
-    warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{WARMUP_STEPS:07d}").eval()
+    warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{tiny.warmup_steps:07d}").eval()
     # short label (figure, file names) → (description in the table, reconstruction)
     systems: dict[str, tuple[str, Reconstruct]] = {
-        "trained": (f"tokenizer, trained ({recipe(run_dir).steps} steps)", tokenizer_reconstruction(trained)),
+        "trained": (f"tokenizer, trained ({steps} steps)", tokenizer_reconstruction(trained)),
         "warm-up end": (
-            f"tokenizer, end of warm-up ({WARMUP_STEPS} steps, mel + KL only)",
+            f"tokenizer, end of warm-up ({tiny.warmup_steps} steps, no discriminators)",
             tokenizer_reconstruction(warmup),
         ),
-        "untrained": ("tokenizer, untrained", tokenizer_reconstruction(untrained_model().eval())),
+        "untrained": ("tokenizer, untrained", tokenizer_reconstruction(tiny.untrained_model().eval())),
     }
     for iterations in GRIFFIN_LIM_ITERATIONS:
         systems[f"Griffin-Lim {iterations}"] = (
@@ -167,7 +166,7 @@ def main() -> None:
 
     clips = speech_clips(HELD_OUT_SPEECH)
     mel_distance = MultiScaleMelLoss(SAMPLE_RATE)
-    wav_dir = args.checkpoint.with_name(args.checkpoint.name + "-eval")
+    wav_dir = checkpoint.with_name(checkpoint.name + "-eval")
     wav_dir.mkdir(parents=True, exist_ok=True)
     rows, first_outputs = [], {}
     for label, (name, reconstruct) in systems.items():
@@ -199,23 +198,23 @@ def main() -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     voice = HELD_OUT_SPEECH.voice_list()
     plot_spectrograms(
-        FIGURES / "speech_tokenizer_quality.png",
+        FIGURES / f"speech_tokenizer_quality{suffix}.png",
         clips[0],
         first_outputs,
         f"held-out clip 0 (voices {', '.join(voice)} unseen in training)",
     )
-    plot_training(FIGURES / "speech_tokenizer_training.png", run_dir)
+    plot_training(FIGURES / f"speech_tokenizer_training{suffix}.png", run_dir, tiny.warmup_steps)
     seconds = sum(c.numel() for c in clips) / SAMPLE_RATE
     write_result(
-        args.out,
-        f"Tiny tokenizer trained on CPU on espeak-ng speech ({recipe(run_dir).steps} steps): held-out quality",
-        "bench_quality.py",
+        out,
+        f"Tiny tokenizer trained on CPU on espeak-ng speech (recipe {args.recipe}, {steps} steps): held-out quality",
+        f"bench_quality.py --recipe {args.recipe}",
         rows,
         f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
         "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
         "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
-        "Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py` (160 clips, "
-        "8 voices; see that script for the recipe).",
+        f"Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe {args.recipe}` "
+        f"({tiny.description}; 160 clips, 8 voices).",
     )
     print(f"figures under {FIGURES}, audio under {wav_dir}")
 

@@ -1,16 +1,21 @@
 """Discriminator layout and the loss terms' defining properties."""
 
+import math
+
 import torch
 from torch.distributions import Normal, kl_divergence
 
 from ming_speech_tokenizer import (
     GaussianPosterior,
+    MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     SpeechDiscriminator,
     SpeechTokenizerConfig,
     feature_matching_loss,
+    log_magnitude_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    phase_loss,
 )
 
 
@@ -78,3 +83,38 @@ def test_kl_matches_torch_distributions():
     expected = kl_divergence(Normal(mean, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1).mean()
     torch.testing.assert_close(GaussianPosterior(mean, logvar).kl(), expected)
     assert GaussianPosterior(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)).kl() == 0
+
+
+def test_multi_resolution_stft_loss_is_spectral_convergence_plus_log_magnitude_distance():
+    loss = MultiResolutionSTFTLoss()
+    wave = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert loss(wave, wave) == 0
+    # halving the amplitude: convergence ‖|S| − |S| / 2‖ / ‖|S|‖ = 1/2 and log distance ln 2 at every resolution
+    torch.testing.assert_close(loss(0.5 * wave, wave), torch.tensor(0.5 + math.log(2)), atol=1e-4, rtol=0)
+    # linear-frequency bins resolve a tone moved by 60 Hz
+    seconds = torch.arange(8000) / 16_000
+    tone, moved = (torch.sin(2 * math.pi * f * seconds)[None] for f in (4000, 4060))
+    assert loss(moved, tone) > 1.0
+
+
+def test_phase_loss_measures_phases_on_the_circle():
+    phase = torch.rand(2, 7, 33, generator=torch.Generator().manual_seed(0)) * 20 - 10
+    turns = torch.randint(-3, 4, phase.shape, generator=torch.Generator().manual_seed(1))
+    assert phase_loss(phase + 2 * math.pi * turns, phase) < 1e-4  # whole turns are no error
+    # a constant offset is an instantaneous-phase error only (group delay and frequency differences keep)
+    torch.testing.assert_close(phase_loss(phase + 0.5, phase), torch.tensor(0.5))
+    torch.testing.assert_close(phase_loss(phase + 2 * math.pi - 0.5, phase), torch.tensor(0.5), atol=1e-4, rtol=0)
+    # a frequency error (the phase drifting by 0.25 per frame): mean offset 0.75, plus 0.25 per frame-to-frame step
+    drift = 0.25 * torch.arange(7.0)[:, None]
+    torch.testing.assert_close(phase_loss(phase + drift, phase), torch.tensor(0.75 + 0.25))
+
+
+def test_log_magnitude_loss_is_the_l1_distance_of_floored_natural_log_magnitudes():
+    spectrum = torch.polar(torch.rand(2, 5, 9) + 0.1, torch.rand(2, 5, 9) * 6)
+    assert log_magnitude_loss(spectrum.abs().log(), spectrum) == 0
+    torch.testing.assert_close(
+        log_magnitude_loss(spectrum.abs().log() - math.log(2), spectrum), torch.tensor(math.log(2))
+    )
+    # below the floor (1e-5) nothing more is asked: silence needs no exact level
+    silence = torch.zeros(1, 2, 3, dtype=torch.complex64)
+    assert log_magnitude_loss(torch.full((1, 2, 3), -30.0), silence) == 0

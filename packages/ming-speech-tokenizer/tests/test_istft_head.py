@@ -36,16 +36,20 @@ def test_synthesis_equals_torch_istft_away_from_the_edges():
     torch.testing.assert_close(ours[:, 640 + 960 : 640 + 27 * 320], reference[:, 960 : 27 * 320], rtol=1e-4, atol=1e-5)
 
 
-def _oracle_spectra(head: ISTFTHead, x: torch.Tensor) -> torch.Tensor:
-    """rfft of the Hann-windowed n_fft samples that encoder frame t sees, [320 (t − 3), 320 (t + 1))."""
-    frames = F.pad(x, (head.n_fft - head.hop, 0)).unfold(-1, head.n_fft, head.hop)
-    return torch.fft.rfft(frames * head.window)
+def test_analyze_is_the_rfft_of_the_hann_windowed_frames_the_encoder_sees(speech):
+    head = ISTFTHead(SpeechTokenizerConfig.tiny())
+    x = speech[1][None, : 10 * 320]
+    spectra = head.analyze(x)
+    assert spectra.shape == (1, 10, 641)
+    # frame 5 sees [320 · 2, 320 · 6); frame 1 sees [−640, 640), zeros before the start
+    torch.testing.assert_close(spectra[:, 5], torch.fft.rfft(x[:, 640:1920] * torch.hann_window(1280)))
+    torch.testing.assert_close(spectra[:, 1], torch.fft.rfft(F.pad(x[:, :640], (640, 0)) * torch.hann_window(1280)))
 
 
 def test_oracle_spectra_of_the_frames_the_encoder_sees_reconstruct_the_input(speech):
     head = ISTFTHead(SpeechTokenizerConfig.tiny())
     x = speech[1][None, : 40 * 320]
-    reconstruction = head.place(head.synthesize(_oracle_spectra(head, x)))
+    reconstruction = head.place(head.synthesize(head.analyze(x)))
     assert reconstruction.shape == x.shape
     # exact from sample 0 (no fade-in) up to the last 3 slots, which later frames would finish
     torch.testing.assert_close(reconstruction[:, : 37 * 320], x[:, : 37 * 320], rtol=1e-4, atol=1e-6)
@@ -56,7 +60,7 @@ def test_the_magnitude_clip_keeps_the_oracle_spectrum_of_a_full_scale_signal():
     head = ISTFTHead(SpeechTokenizerConfig.tiny())
     seconds = torch.arange(40 * 320) / 16_000
     x = torch.sin(2 * math.pi * 1000 * seconds)[None]  # full scale: its peak bin is n_fft / 4 = 320 > 100
-    spectra = _oracle_spectra(head, x)
+    spectra = head.analyze(x)
     assert spectra.abs().max() > 300
     reconstruction = head.place(head.synthesize(head.polar(spectra.abs().log(), spectra.angle())))
     torch.testing.assert_close(reconstruction[:, : 37 * 320], x[:, : 37 * 320], rtol=1e-4, atol=1e-5)

@@ -1,5 +1,7 @@
 """The trainer: warm-up then GAN, checkpoints, validation artefacts, exact resume, recipe checks."""
 
+import json
+import math
 import wave
 
 import pytest
@@ -12,6 +14,7 @@ from ming_speech_tokenizer import (
     SpeechTokenizerConfig,
     SpeechTokenizerModel,
     TrainingRecipe,
+    phase_loss,
     train_speech_tokenizer,
 )
 
@@ -42,16 +45,26 @@ class _InterruptedError(Exception):
 
 
 def test_resume_after_interruption_continues_the_identical_run(tmp_path, speech):
-    straight = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "a"), speech[:2])
+    # with every optional term and schedule on: all of them must resume exactly too
+    options = {
+        "final_learning_rate_fraction": 0.5,
+        "magnitude_weight": 1.0,
+        "phase_weight": 1.0,
+        "stft_weight": 1.0,
+        "adversarial_every": 2,
+    }
+    straight = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "a", **options), speech[:2])
 
     def interrupt(step, losses):
         if step == 5:  # after the checkpoint of step 3: step 4 and 5 are lost and redone
             raise _InterruptedError
 
     with pytest.raises(_InterruptedError):
-        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "b"), speech[:2], callback=interrupt)
+        train_speech_tokenizer(
+            _fresh_model(), speech, _recipe(tmp_path / "b", **options), speech[:2], callback=interrupt
+        )
     other_start = SpeechTokenizerModel(SpeechTokenizerConfig.tiny())  # its weights are replaced by the checkpoint's
-    resumed = train_speech_tokenizer(other_start, speech, _recipe(tmp_path / "b"), speech[:2])
+    resumed = train_speech_tokenizer(other_start, speech, _recipe(tmp_path / "b", **options), speech[:2])
     assert resumed.losses == straight.losses
     assert resumed.validation == straight.validation
     final_a = tmp_path / "a" / "run" / "checkpoint-0000006" / "model.safetensors"
@@ -72,10 +85,91 @@ def test_warm_up_trains_reconstruction_only_then_the_discriminator_starts(tmp_pa
     assert set(during_warm_up) == set(initial)
     assert all(torch.equal(during_warm_up[name], initial[name]) for name in initial)
     assert not all(torch.equal(after[name], initial[name]) for name in initial)
+    assert log.losses["stft"] == log.losses["phase"] == [0.0] * 4  # off in the default recipe
     for step in range(4):
         reconstruction = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step]
         adversarial = log.losses["adversarial"][step] + log.losses["feature_matching"][step]
         assert log.losses["total"][step] == pytest.approx(reconstruction + adversarial, rel=1e-5)
+
+
+def test_the_stft_and_phase_terms_enter_the_total_with_their_weights(tmp_path, speech):
+    recipe = _recipe(tmp_path, steps=2, warmup_steps=2, stft_weight=2.0, phase_weight=0.5)
+    log = train_speech_tokenizer(_fresh_model(), speech, recipe)
+    for step in range(2):
+        assert log.losses["stft"][step] > 0
+        assert log.losses["phase"][step] > 0
+        expected = (
+            15 * log.losses["mel"][step]
+            + 1e-4 * log.losses["kl"][step]
+            + 2 * log.losses["stft"][step]
+            + 0.5 * log.losses["phase"][step]
+        )
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_phase_loss_teaches_the_head_the_phases_of_a_fixed_clip(tmp_path, speech):
+    clip = speech[2][3200 : 3200 + 23 * 320]
+
+    def phase_error(model: SpeechTokenizerModel) -> float:
+        with torch.no_grad():
+            target = model.decoder.head.analyze(clip[None])
+            return phase_loss(model(clip[None], sample=False).phase, target.angle(), target.abs()).item()
+
+    errors = {"initial": phase_error(_fresh_model())}
+    for name, weight in (("mel only", 0.0), ("with phase loss", 1.0)):
+        recipe = _recipe(
+            tmp_path / name,
+            steps=40,
+            batch_size=1,
+            segment_frames=20,
+            warmup_steps=40,
+            learning_rate=1e-3,
+            phase_weight=weight,
+        )
+        model = _fresh_model()
+        train_speech_tokenizer(model, [clip], recipe)
+        errors[name] = phase_error(model)
+    assert errors["with phase loss"] < 0.9 * min(errors["initial"], errors["mel only"])
+
+
+def test_the_discriminators_run_every_adversarial_every_steps_after_warm_up(tmp_path, speech):
+    log = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path, steps=7, adversarial_every=2))
+    for name in ("adversarial", "feature_matching", "discriminator"):
+        assert [value > 0 for value in log.losses[name]] == [False, False, True, False, True, False, True]
+
+
+def test_the_generator_learning_rate_follows_a_cosine_and_the_discriminators_stays(tmp_path, speech):
+    recipe = _recipe(tmp_path, steps=4, checkpoint_every=1, learning_rate=1e-3, final_learning_rate_fraction=0.1)
+    train_speech_tokenizer(_fresh_model(), speech, recipe)
+    for step in range(1, 5):
+        state = torch.load(recipe.output_dir / f"checkpoint-{step:07d}" / "trainer_state.pt", weights_only=True)
+        # the rate of the step just taken (step − 1 of 4 on the cosine from 1e-3 to 1e-4)
+        expected = 1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / 4))
+        assert state["generator_optimizer"]["param_groups"][0]["lr"] == pytest.approx(expected)
+        assert state["discriminator_optimizer"]["param_groups"][0]["lr"] == 2e-4
+
+
+def test_a_run_saved_before_the_optional_terms_existed_resumes_with_their_defaults(tmp_path, speech):
+    recipe = _recipe(tmp_path, steps=2, warmup_steps=2, checkpoint_every=1)
+    train_speech_tokenizer(_fresh_model(), speech, recipe.model_copy(update={"steps": 1}))
+    checkpoint = recipe.output_dir / "checkpoint-0000001"
+    saved = json.loads((checkpoint / "recipe.json").read_text())
+    added = (
+        "stft_weight",
+        "stft_resolutions",
+        "magnitude_weight",
+        "phase_weight",
+        "phase_magnitude_weighted",
+        "adversarial_every",
+        "final_learning_rate_fraction",
+    )
+    (checkpoint / "recipe.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in added}))
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+    state["losses"] = {k: v for k, v in state["losses"].items() if k not in ("stft", "magnitude", "phase")}
+    torch.save(state, checkpoint / "trainer_state.pt")
+    log = train_speech_tokenizer(_fresh_model(), speech, recipe)
+    assert len(log.losses["mel"]) == 2
+    assert log.losses["phase"] == [0.0, 0.0]
 
 
 def test_checkpoints_and_validation_artefacts(tmp_path, speech):
@@ -157,6 +251,8 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, speech):
         ({"betas": (0.9, 1.0)}, "betas"),
         ({"betas": (0.0, 0.99)}, "betas"),
         ({"keep_last": 0}, "keep_last"),
+        ({"stft_resolutions": ((256, 512),)}, "stft_resolutions"),
+        ({"adversarial_every": 0}, "adversarial_every"),
     ],
 )
 def test_bad_recipes_name_the_field(tmp_path, overrides, field):

@@ -5,7 +5,8 @@
   ISTFT head; ``encode(wave, sample_rate)`` / ``decode(latents)``, ``save_pretrained`` / ``from_pretrained``.
 - :class:`StreamingDecoder` (20 ms of audio per latent frame, 60 ms behind, equal to full decoding) and
   :class:`StreamingEncoder`; :func:`estimate_latent_scaling_factor` for the latents' unit scale.
-- Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses, and
+- Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses (mel, LSGAN, feature
+  matching, and the optional multi-resolution STFT and phase terms), and
   :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
 """
 
@@ -15,10 +16,13 @@ from .discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscrim
 from .encoder import GaussianPosterior, SpeechEncoder
 from .istft_head import ISTFTHead, overlap_add
 from .losses import (
+    MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     feature_matching_loss,
+    log_magnitude_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    phase_loss,
 )
 from .modeling import SpeechTokenizerModel, SpeechTokenizerOutput, estimate_latent_scaling_factor
 from .streaming import StreamingDecoder, StreamingEncoder
@@ -32,6 +36,7 @@ __all__ = [
     "KVState",
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
+    "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",
     "SpeechDecoder",
     "SpeechDiscriminator",
@@ -45,8 +50,10 @@ __all__ = [
     "TrainingRecipe",
     "estimate_latent_scaling_factor",
     "feature_matching_loss",
+    "log_magnitude_loss",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "overlap_add",
+    "phase_loss",
     "train_speech_tokenizer",
 ]

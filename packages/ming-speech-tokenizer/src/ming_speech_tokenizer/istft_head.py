@@ -62,15 +62,28 @@ class ISTFTHead(nn.Module):
         a phase."""
         return torch.polar(log_magnitude.clamp(max=self.max_log_magnitude).exp(), phase)
 
+    def log_magnitude_and_phase(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-magnitudes (before the clip) and phases (radians, not wrapped), each ``(B, T, n_fft // 2 + 1)``
+        fp32, of decoder states."""
+        log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
+        return log_magnitude, phase
+
     def spectrum(self, hidden: torch.Tensor) -> torch.Tensor:
         """Complex spectra ``(B, T, n_fft // 2 + 1)`` (fp32) of decoder states, through :meth:`polar`."""
-        log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
-        return self.polar(log_magnitude, phase)
+        return self.polar(*self.log_magnitude_and_phase(hidden))
 
     def synthesize(self, spectrum: torch.Tensor) -> torch.Tensor:
         """Windowed, normalised time-domain frames ``(B, T, n_fft)`` of complex spectra ``(B, T, n_fft // 2 + 1)``;
         overlap-added ``hop`` apart they give the waveform."""
         return torch.fft.irfft(spectrum, n=self.n_fft) * (self.window / self.normaliser)
+
+    def analyze(self, wave: torch.Tensor) -> torch.Tensor:
+        """Complex spectra ``(B, T, n_fft // 2 + 1)`` of ``(B, T · hop)`` audio in this head's layout: frame ``t`` is
+        the rfft of the Hann-windowed samples ``[hop · (t + 1) − n_fft, hop · (t + 1))`` (zeros before the start),
+        the frames encoder frame ``t`` saw. :meth:`place` of :meth:`synthesize` of them gives ``wave`` back up to
+        the last ``latency_frames`` slots, so they are the targets of the spectrum the decoder predicts."""
+        frames = F.pad(wave.float(), (self.n_fft - self.hop, 0)).unfold(-1, self.n_fft, self.hop)
+        return torch.fft.rfft(frames * self.window)
 
     def frames(self, hidden: torch.Tensor) -> torch.Tensor:
         """:meth:`synthesize` of :meth:`spectrum`: the frames the decoder states stand for."""

@@ -1,8 +1,11 @@
 """Losses of the VAE-GAN (paper §2.2): multi-scale mel L1, LSGAN adversarial, L1 feature matching (the KL term is
-:meth:`GaussianPosterior.kl <ming_speech_tokenizer.GaussianPosterior.kl>`)."""
+:meth:`GaussianPosterior.kl <ming_speech_tokenizer.GaussianPosterior.kl>`), and two reconstruction terms that see
+what the mel loss does not, without a discriminator: a multi-resolution STFT loss on linear magnitudes (Parallel
+WaveGAN) and APNet's anti-wrapping phase loss on the ISTFT head's spectra."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -11,7 +14,15 @@ from torchaudio.transforms import MelSpectrogram
 
 from .discriminators import DiscriminatorOutput
 
-__all__ = ["MultiScaleMelLoss", "feature_matching_loss", "lsgan_discriminator_loss", "lsgan_generator_loss"]
+__all__ = [
+    "MultiResolutionSTFTLoss",
+    "MultiScaleMelLoss",
+    "feature_matching_loss",
+    "log_magnitude_loss",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
+    "phase_loss",
+]
 
 
 class MultiScaleMelLoss(nn.Module):
@@ -43,6 +54,87 @@ class MultiScaleMelLoss(nn.Module):
             predicted = mel(prediction.float()).clamp(min=1e-5).log10()
             total = total + (predicted - mel(target.float()).clamp(min=1e-5).log10()).abs().mean()
         return total
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Parallel WaveGAN's multi-resolution STFT loss: per ``[n_fft, hop]`` resolution, spectral convergence
+    ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F`` plus the L1 distance of log magnitudes (floored at 1e-5), averaged over resolutions.
+
+    Linear-frequency magnitudes resolve the pitch harmonics that the mel bands merge at high frequencies, and the
+    magnitude of the synthesised waveform drops where the decoder's overlapping frames disagree in phase, so this
+    loss also penalises incoherent phases (not phase itself: see :func:`phase_loss`).
+    """
+
+    def __init__(self, resolutions: Sequence[Sequence[int]] = ((2048, 512), (1024, 256), (512, 128), (256, 64))):
+        super().__init__()
+        if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
+            raise ValueError(
+                f"resolutions must be non-empty [n_fft, hop] pairs with 0 < hop <= n_fft, got {resolutions}"
+            )
+        self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
+        for n_fft, _ in self.resolutions:
+            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` waveforms → scalar loss."""
+        total = prediction.new_zeros((), dtype=torch.float32)
+        for n_fft, hop in self.resolutions:
+            window = getattr(self, f"window_{n_fft}")
+            predicted, wanted = (
+                torch.stft(x.float(), n_fft, hop, window=window, return_complex=True).abs()
+                for x in (prediction, target)
+            )
+            convergence = (wanted - predicted).norm() / wanted.norm().clamp(min=1e-5)
+            log_distance = (predicted.clamp(min=1e-5).log() - wanted.clamp(min=1e-5).log()).abs().mean()
+            total = total + convergence + log_distance
+        return total / len(self.resolutions)
+
+
+def log_magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between log-magnitude spectra ``(B, T, F)``: ``predicted`` natural-log magnitudes (the
+    ISTFT head's, before its exponential) and ``target`` complex spectra, both floored at 1e-5 (as the mel loss).
+
+    APNet's amplitude loss (L1 here, as the other reconstruction terms): every one of the head's ``n_fft // 2 + 1``
+    bins gets its own target, including the pitch harmonics that the mel bands merge, rather than only the mel
+    bands of the overlap-added waveform.
+    """
+    floor = math.log(1e-5)
+    return (predicted.clamp(min=floor) - target.abs().clamp(min=1e-5).log()).abs().mean()
+
+
+def _anti_wrapped(difference: torch.Tensor) -> torch.Tensor:
+    """``|x − 2π · round(x / 2π)|``: the distance between two phases on the circle (APNet's anti-wrapping)."""
+    return (difference - 2 * math.pi * torch.round(difference / (2 * math.pi))).abs()
+
+
+def phase_loss(predicted: torch.Tensor, target: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
+    """APNet's anti-wrapping phase loss between phase spectra ``(B, T, F)`` (radians) of the same frames:
+    instantaneous phase + group delay (phase differences between neighbouring bins) + instantaneous angular frequency
+    (phase differences between neighbouring frames), each the mean anti-wrapped distance, summed.
+
+    With ``magnitude`` (the target's magnitudes, ``(B, T, F)``) each term is a mean weighted by the magnitude of
+    its bin (of the weaker of the two bins for a difference): the phase of a near-silent bin is noise that no model
+    can predict, and in speech those bins are most of them, so the unweighted mean mostly measures noise.
+
+    Used on the ISTFT head's phases against :meth:`ISTFTHead.analyze <ming_speech_tokenizer.ISTFTHead.analyze>` of
+    the input: the phase the head predicts gets a direct target, which the magnitude-only losses never give it.
+    """
+    if magnitude is None:
+        magnitude = torch.ones_like(target)
+
+    def mean(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return (error * weight).sum() / weight.sum().clamp(min=1e-8)
+
+    instantaneous = mean(_anti_wrapped(predicted - target), magnitude)
+    group_delay = mean(
+        _anti_wrapped(predicted.diff(dim=-1) - target.diff(dim=-1)),
+        torch.minimum(magnitude[..., 1:], magnitude[..., :-1]),
+    )
+    frequency = mean(
+        _anti_wrapped(predicted.diff(dim=-2) - target.diff(dim=-2)),
+        torch.minimum(magnitude[..., 1:, :], magnitude[..., :-1, :]),
+    )
+    return instantaneous + group_delay + frequency
 
 
 def lsgan_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:

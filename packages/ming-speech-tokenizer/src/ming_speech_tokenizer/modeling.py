@@ -43,6 +43,11 @@ class SpeechTokenizerOutput(ModelOutput):
         reconstruction: decoded waveform ``(B, N)``.
         posterior: the encoder's Gaussian over latent frames (unscaled).
         latents: the latents that were decoded (a posterior draw or its mean, unscaled) ``(B, N / hop, latent_dim)``.
+        log_magnitude: the natural-log magnitudes (before the head's clip) of the ISTFT head's spectra
+            ``(B, N / hop, n_fft // 2 + 1)`` (fp32) that ``reconstruction`` is synthesised from.
+        phase: the phases (radians, not wrapped) of the ISTFT head's spectra ``(B, N / hop, n_fft // 2 + 1)``
+            (fp32) that ``reconstruction`` is synthesised from, comparable with the angle of
+            :meth:`ISTFTHead.analyze <ming_speech_tokenizer.ISTFTHead.analyze>` of the input (training's phase loss).
 
     ``reconstruction`` is aligned with the input; its last ``config.latency_frames`` slots are unfinished (see
     :class:`~ming_speech_tokenizer.ISTFTHead`), so training leaves them out of the losses.
@@ -51,6 +56,8 @@ class SpeechTokenizerOutput(ModelOutput):
     reconstruction: torch.Tensor | None = None
     posterior: GaussianPosterior | None = None
     latents: torch.Tensor | None = None
+    log_magnitude: torch.Tensor | None = None
+    phase: torch.Tensor | None = None
 
 
 class SpeechTokenizerModel(PreTrainedModel):
@@ -113,7 +120,10 @@ class SpeechTokenizerModel(PreTrainedModel):
         posterior, _ = self.encoder(wave)
         latents = posterior.sample(generator) if sample else posterior.mean
         hidden, _ = self.decoder(latents)
-        return SpeechTokenizerOutput(self.decoder.head(hidden), posterior, latents)
+        head = self.decoder.head
+        log_magnitude, phase = head.log_magnitude_and_phase(hidden)
+        reconstruction = head.place(head.synthesize(head.polar(log_magnitude, phase)))
+        return SpeechTokenizerOutput(reconstruction, posterior, latents, log_magnitude, phase)
 
     @torch.no_grad()
     def encode(

@@ -4,10 +4,16 @@ matching + KL; the discriminator is trained with the adversarial loss).
 Each step draws a batch of random segments, encodes, samples the posterior and decodes. Segments are cropped
 ``latency_frames`` (3) frames longer than ``segment_frames`` and the losses see only the first ``segment_frames``:
 the decoder's last 3 slots are unfinished (no later frame overlaps them), so their targets are unreachable. During
-the first ``warmup_steps`` only the reconstruction terms (mel and KL) train the generator; afterwards the
-discriminators take an LSGAN step on real vs detached generated audio, and the generator adds the adversarial and
-feature-matching terms (with the discriminators frozen). A non-finite loss stops the run before it reaches an
-optimizer or a checkpoint.
+the first ``warmup_steps`` only the reconstruction terms (mel and KL, plus the optional multi-resolution STFT and
+phase terms) train the generator; afterwards, every ``adversarial_every``-th step, the discriminators take an LSGAN
+step on real vs detached generated audio, and the generator adds the adversarial and feature-matching terms (with the
+discriminators frozen). A non-finite loss stops the run before it reaches an optimizer or a checkpoint.
+
+The issue's recipe is the default (mel 15, adversarial 1, feature matching 1, KL 1e-4; STFT and phase weights 0).
+The extra terms exist for short CPU runs, where the discriminators (the only terms that constrain the phase in that
+recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss` on the finished slots) and
+``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
+layout, all ``segment_frames + 3`` frames: the encoder saw each of them whole).
 
 Checkpoints (``checkpoint-<step>/``: the model's ``save_pretrained`` safetensors, the discriminator's safetensors and
 ``trainer_state.pt`` with optimizers, random-generator states and the log) are written every ``checkpoint_every``
@@ -42,12 +48,20 @@ from transformers.utils import logging as transformers_logging
 from ._inputs import as_float_tensor
 from .configuration import SpeechTokenizerConfig
 from .discriminators import SpeechDiscriminator
-from .losses import MultiScaleMelLoss, feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from .losses import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    feature_matching_loss,
+    log_magnitude_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    phase_loss,
+)
 from .modeling import SpeechTokenizerModel
 
 __all__ = ["TrainingLog", "TrainingRecipe", "train_speech_tokenizer"]
 
-_LOSS_NAMES = ("total", "mel", "kl", "adversarial", "feature_matching", "discriminator")
+_LOSS_NAMES = ("total", "mel", "kl", "stft", "magnitude", "phase", "adversarial", "feature_matching", "discriminator")
 # Fields that may change between an interrupted run and its resumption without changing the run itself.
 _RESUMABLE_CHANGES = {"steps", "progress", "keep_last"}
 _Positive = Annotated[int, Field(gt=0)]
@@ -66,11 +80,32 @@ class TrainingRecipe(BaseModel):
     learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate of the generator.")
     discriminator_learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate of the discriminators.")
     betas: tuple[_Beta, _Beta] = Field((0.8, 0.99), description="AdamW betas of both optimizers, each in (0, 1).")
+    final_learning_rate_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="The generator's learning rate follows a cosine from learning_rate to this fraction of it at "
+        "`steps` (1.0: constant); the discriminators', which start late, stays constant.",
+    )
     warmup_steps: int = Field(1000, ge=0, description="Reconstruction-only steps before the discriminators start.")
     mel_weight: float = Field(15.0, ge=0, description="Weight of the multi-scale mel L1 loss.")
     adversarial_weight: float = Field(1.0, ge=0, description="Weight of the generator's LSGAN loss.")
     feature_matching_weight: float = Field(1.0, ge=0, description="Weight of the L1 feature-matching loss.")
     kl_weight: float = Field(1e-4, ge=0, description="Weight of the KL divergence to a standard normal.")
+    stft_weight: float = Field(0.0, ge=0, description="Weight of the multi-resolution STFT loss (0: not computed).")
+    stft_resolutions: tuple[tuple[_Positive, _Positive], ...] = Field(
+        ((2048, 512), (1024, 256), (512, 128), (256, 64)), min_length=1, description="[n_fft, hop] of the STFT loss."
+    )
+    magnitude_weight: float = Field(
+        0.0, ge=0, description="Weight of the ISTFT head's log-magnitude loss (0: not computed)."
+    )
+    phase_weight: float = Field(0.0, ge=0, description="Weight of the ISTFT head's phase loss (0: not computed).")
+    phase_magnitude_weighted: bool = Field(
+        True, description="Weight the phase loss's bins by the target's magnitudes (False: APNet's plain means)."
+    )
+    adversarial_every: int = Field(
+        1, gt=0, description="After warm-up, the discriminator step and adversarial terms run every this many steps."
+    )
     mel_windows: tuple[_Positive, ...] = Field((256, 512, 1024, 2048), min_length=1, description="Mel loss windows.")
     mel_bins: tuple[_Positive, ...] = Field((20, 40, 80, 160), min_length=1, description="Mel bands per window.")
     checkpoint_every: int = Field(500, gt=0, description="Steps between checkpoints (the last step always saves).")
@@ -86,13 +121,16 @@ class TrainingRecipe(BaseModel):
             raise ValueError(f"mel_bins needs one entry per mel window ({len(self.mel_windows)})")
         if any(b > w // 2 + 1 for b, w in zip(self.mel_bins, self.mel_windows, strict=True)):
             raise ValueError("mel_bins: more mel bands than frequency bins of their window")
+        if any(hop > n_fft for n_fft, hop in self.stft_resolutions):
+            raise ValueError("stft_resolutions: a hop longer than its n_fft")
         return self
 
 
 @dataclass
 class TrainingLog:
-    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``adversarial``, ``feature_matching``, ``discriminator``;
-    the last three are 0 during warm-up) and ``(step, multi-scale mel distance)`` of each validation."""
+    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``phase``, ``adversarial``, ``feature_matching``,
+    ``discriminator``; a term that is off, and the last three during warm-up and on steps without the discriminators,
+    are 0) and ``(step, multi-scale mel distance)`` of each validation."""
 
     losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in _LOSS_NAMES})
     validation: list[tuple[int, float]] = field(default_factory=list)
@@ -116,7 +154,8 @@ def _check_lengths(
     # torch.stft (center=True, reflect padding) needs more than n_fft // 2 samples; better said now than at the first
     # step after warm-up or the first validation
     mel_minimum = max(recipe.mel_windows) // 2 + 1
-    minimum = max(mel_minimum, *(n_fft // 2 + 1 for n_fft, _ in config.discriminator_stft_resolutions))
+    stft = recipe.stft_resolutions if recipe.stft_weight > 0 else ()
+    minimum = max(mel_minimum, *(n_fft // 2 + 1 for n_fft, _ in (*config.discriminator_stft_resolutions, *stft)))
     if length < minimum:
         raise ValueError(
             f"segment_frames ({recipe.segment_frames} = {length} samples) is too short for the mel and STFT "
@@ -241,6 +280,7 @@ def train_speech_tokenizer(
         torch.random.default_generator.manual_seed(recipe.seed)
         discriminator = SpeechDiscriminator(config).to(device)
     mel_loss = MultiScaleMelLoss(config.sampling_rate, recipe.mel_windows, recipe.mel_bins).to(device)
+    stft_loss = MultiResolutionSTFTLoss(recipe.stft_resolutions).to(device)
     generator_optimizer = torch.optim.AdamW(model.parameters(), recipe.learning_rate, betas=recipe.betas)
     discriminator_optimizer = torch.optim.AdamW(
         discriminator.parameters(), recipe.discriminator_learning_rate, betas=recipe.betas
@@ -254,7 +294,11 @@ def train_speech_tokenizer(
     if checkpoint is not None:
         saved = json.loads((checkpoint / "recipe.json").read_text())
         current = json.loads(recipe.model_dump_json())
-        changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k])
+        # a run saved before a field existed ran with its default
+        defaults = json.loads(TrainingRecipe.model_construct().model_dump_json(exclude={"output_dir", "steps"}))
+        changed = sorted(
+            k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != current[k]
+        )
         if changed:
             raise ValueError(f"recipe differs from the run in {recipe.output_dir} in {changed}; use a new output_dir")
         state = torch.load(checkpoint / "trainer_state.pt", weights_only=True, map_location="cpu")
@@ -270,18 +314,38 @@ def train_speech_tokenizer(
         discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
         batches.set_state(state["batches"])
         noise.set_state(state["noise"])
-        log = TrainingLog(state["losses"], [tuple(v) for v in state["validation"]])
+        losses = {name: state["losses"].get(name, [0.0] * state["step"]) for name in _LOSS_NAMES}
+        log = TrainingLog(losses, [tuple(v) for v in state["validation"]])
         step = state["step"]
     model.train()
     discriminator.train()
     bar = tqdm(total=recipe.steps, initial=step, disable=not recipe.progress, desc="train speech tokenizer")
     while step < recipe.steps:
+        # a function of the step alone, so a resumed run continues on the same schedule
+        factor = recipe.final_learning_rate_fraction + (1 - recipe.final_learning_rate_fraction) * 0.5 * (
+            1 + math.cos(math.pi * step / recipe.steps)
+        )
+        for group in generator_optimizer.param_groups:
+            group["lr"] = recipe.learning_rate * factor
         batch = _batch(train_clips, recipe.batch_size, crop, batches).to(device)
         output = model(batch, sample=True, generator=noise)
         real, fake = batch[:, :length], output.reconstruction[:, :length]  # finished slots only
         losses = {"mel": mel_loss(fake, real), "kl": output.posterior.kl()}
         total = recipe.mel_weight * losses["mel"] + recipe.kl_weight * losses["kl"]
-        if step >= recipe.warmup_steps:
+        if recipe.stft_weight > 0:
+            losses["stft"] = stft_loss(fake, real)
+            total = total + recipe.stft_weight * losses["stft"]
+        if recipe.magnitude_weight > 0 or recipe.phase_weight > 0:
+            with torch.no_grad():
+                target = model.decoder.head.analyze(batch)
+        if recipe.magnitude_weight > 0:
+            losses["magnitude"] = log_magnitude_loss(output.log_magnitude, target)
+            total = total + recipe.magnitude_weight * losses["magnitude"]
+        if recipe.phase_weight > 0:
+            magnitude = target.abs() if recipe.phase_magnitude_weighted else None
+            losses["phase"] = phase_loss(output.phase, target.angle(), magnitude)
+            total = total + recipe.phase_weight * losses["phase"]
+        if step >= recipe.warmup_steps and (step - recipe.warmup_steps) % recipe.adversarial_every == 0:
             losses["discriminator"] = lsgan_discriminator_loss(discriminator(real), discriminator(fake.detach()))
             _check_finite(losses, step + 1)
             discriminator_optimizer.zero_grad(set_to_none=True)
