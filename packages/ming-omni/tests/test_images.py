@@ -96,10 +96,12 @@ def test_image_output_without_a_generator_is_a_clear_error(model, processor):
         bare.draw("a red circle")
 
 
-def test_image_generator_must_read_the_llm_width(model, processor):
+def test_image_generator_conditioned_through_the_omni_llm_must_read_its_width(model, processor):
     from ming_imagegen import tiny_language_model, tiny_pipeline
 
     other = tiny_pipeline(*tiny_language_model(hidden_size=32))
+    assert not MingOmni(model, processor, other).images_use_omni_llm  # keeps its own LM: any width
+    other.register_modules(language_model=None, tokenizer=None)
     with pytest.raises(ValueError, match="width 32"):
         MingOmni(model, processor, other)
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -6,7 +7,13 @@ from omni_helpers import noise_image, speech_like
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ming_omni import MingOmniForConditionalGeneration, load_checkpoint, omni_checkpoint_keys
+from ming_omni import (
+    MingOmniConfig,
+    MingOmniForConditionalGeneration,
+    load_checkpoint,
+    omni_checkpoint_keys,
+    omni_checkpoint_shapes,
+)
 
 
 def _image_and_audio(processor):
@@ -32,19 +39,33 @@ def test_save_then_load_is_bit_identical(model, processor, saved):
         assert torch.equal(model(**inputs.model_kwargs()).logits, loaded(**inputs.model_kwargs()).logits)
 
 
-def test_checkpoint_holds_the_original_per_expert_llm_layout(model, saved):
-    keys = _keys(saved)
-    assert keys == omni_checkpoint_keys(model.config)
-    experts = model.config.llm_config.num_experts
-    assert {f"model.model.layers.1.mlp.experts.{j}.gate_proj.weight" for j in range(experts)} <= keys
-    assert "model.model.layers.1.mlp.image_gate.weight" in keys
-    assert "model.model.layers.1.mlp.experts.gate_up_proj" not in keys
+# The released checkpoints' names, written out here independently of the library's tables (sources: inclusionAI/Ming
+# modeling_bailingmm2.py and config.json for the module names and mlp_depth 2; OpenAI Whisper's encoder names as
+# listed from the Ming-flash-omni-2.0 index in vllm-omni's ming_flash_omni audio encoder; the talker's ``model.``).
+ORIGINAL_RENAMES = (
+    (r"^linear_proj\.fc1\.", "linear_proj.0."),
+    (r"^linear_proj\.fc2\.", "linear_proj.2."),
+    (r"^audio\.projector_conv\.", "linear_proj_audio.0."),
+    (r"^audio\.projector_linear\.", "linear_proj_audio.3."),
+    (r"^audio\.encoder\.embed_positions\.weight$", "audio.positional_embedding"),
+    (r"^audio\.encoder\.layer_norm\.", "audio.ln_post."),
+    (r"^audio\.encoder\.conv([12])\.", r"audio.conv\1."),
+    (r"^audio\.encoder\.layers\.(\d+)\.self_attn\.q_proj\.", r"audio.blocks.\1.attn.query."),
+    (r"^audio\.encoder\.layers\.(\d+)\.self_attn\.k_proj\.", r"audio.blocks.\1.attn.key."),
+    (r"^audio\.encoder\.layers\.(\d+)\.self_attn\.v_proj\.", r"audio.blocks.\1.attn.value."),
+    (r"^audio\.encoder\.layers\.(\d+)\.self_attn\.out_proj\.", r"audio.blocks.\1.attn.out."),
+    (r"^audio\.encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"audio.blocks.\1.attn_ln."),
+    (r"^audio\.encoder\.layers\.(\d+)\.fc1\.", r"audio.blocks.\1.mlp.0."),
+    (r"^audio\.encoder\.layers\.(\d+)\.fc2\.", r"audio.blocks.\1.mlp.2."),
+    (r"^audio\.encoder\.layers\.(\d+)\.final_layer_norm\.", r"audio.blocks.\1.mlp_ln."),
+    (r"^talker\.backbone\.", "talker.model."),
+)
 
 
-def test_checkpoint_written_by_hand_in_the_original_layout_loads(model, tmp_path):
-    """Stack the experts ourselves into the per-expert original layout and check the loader un-stacks them."""
+def _original_layout(state):
+    """Our state dict in the original layout: the renames above, and the LLM's experts split per expert."""
     tensors = {}
-    for name, value in model.state_dict().items():
+    for name, value in state.items():
         if name.endswith("experts.gate_up_proj"):
             prefix = name.rsplit(".", 1)[0]
             gate, up = value.chunk(2, dim=1)
@@ -56,11 +77,54 @@ def test_checkpoint_written_by_hand_in_the_original_layout_loads(model, tmp_path
             for j in range(value.shape[0]):
                 tensors[f"{prefix}.{j}.down_proj.weight"] = value[j].clone()
         else:
+            for pattern, replacement in ORIGINAL_RENAMES:
+                name = re.sub(pattern, replacement, name)
             tensors[name] = value.clone()
-    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    return tensors
+
+
+def test_checkpoint_holds_the_original_layout(model, saved):
+    keys = _keys(saved)
+    assert keys == omni_checkpoint_keys(model.config)
+    experts = model.config.llm_config.num_experts
+    assert {f"model.model.layers.1.mlp.experts.{j}.gate_proj.weight" for j in range(experts)} <= keys
+    assert "model.model.layers.1.mlp.image_gate.weight" in keys
+    assert "model.model.layers.1.mlp.experts.gate_up_proj" not in keys
+    expected = {
+        "vision.blocks.0.attn.qkv.weight",
+        "vision.merger.mlp.2.weight",
+        "linear_proj.0.weight",
+        "linear_proj.2.bias",
+        "audio.conv1.weight",
+        "audio.positional_embedding",
+        "audio.blocks.1.attn.query.weight",
+        "audio.blocks.1.attn.key.weight",
+        "audio.blocks.1.mlp.2.bias",
+        "audio.ln_post.weight",
+        "linear_proj_audio.0.weight",
+        "linear_proj_audio.3.bias",
+        "talker.model.embed_tokens.weight",
+        "talker.stop_head.weight",
+    }
+    assert expected <= keys
+    assert "audio.blocks.1.attn.key.bias" not in keys  # Whisper's key projection has no bias
+    assert not {k for k in keys if k.startswith(("audio.encoder.", "linear_proj.fc", "talker.backbone."))}
+    assert keys == set(_original_layout(model.state_dict()))
+
+
+@pytest.mark.parametrize("loader", ["from_pretrained", "load_checkpoint"])
+def test_checkpoint_written_by_hand_in_the_original_layout_loads(model, processor, tmp_path, loader):
+    """Rename our weights with the independent table above, split the experts, and load it bit-identically."""
+    save_file(_original_layout(model.state_dict()), tmp_path / "model.safetensors", metadata={"format": "pt"})
     model.config.save_pretrained(tmp_path)
-    loaded = MingOmniForConditionalGeneration.from_pretrained(tmp_path)
-    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    loaded = MingOmniForConditionalGeneration.from_pretrained(tmp_path) if loader == "from_pretrained" else None
+    loaded = loaded or load_checkpoint(tmp_path)
+    restored = loaded.state_dict()
+    assert restored.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, restored[k]) for k, v in model.state_dict().items())
+    inputs = _image_and_audio(processor)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs.model_kwargs()).logits, loaded.eval()(**inputs.model_kwargs()).logits)
 
 
 def _rewrite(source, target, change):
@@ -72,8 +136,8 @@ def _rewrite(source, target, change):
 
 
 def test_missing_weight_is_named(saved, tmp_path):
-    _rewrite(saved, tmp_path / "ckpt", lambda t: t.pop("linear_proj.fc1.weight"))
-    with pytest.raises(ValueError, match=r"1 missing \[linear_proj\.fc1\.weight\]"):
+    _rewrite(saved, tmp_path / "ckpt", lambda t: t.pop("linear_proj.0.weight"))
+    with pytest.raises(ValueError, match=r"1 missing \[linear_proj\.0\.weight\]"):
         MingOmniForConditionalGeneration.from_pretrained(tmp_path / "ckpt")
 
 
@@ -84,9 +148,22 @@ def test_unexpected_weight_is_named(saved, tmp_path):
 
 
 def test_mismatched_shape_is_named(saved, tmp_path):
-    _rewrite(saved, tmp_path / "ckpt", lambda t: t.update({"linear_proj.fc1.bias": torch.zeros(3)}))
-    with pytest.raises(ValueError, match=r"1 with another shape \[linear_proj\.fc1\.bias \[3\] \(expected \[64\]\)\]"):
+    _rewrite(saved, tmp_path / "ckpt", lambda t: t.update({"linear_proj.0.bias": torch.zeros(3)}))
+    with pytest.raises(ValueError, match=r"1 with another shape \[linear_proj\.0\.bias \[3\] \(expected \[64\]\)\]"):
         MingOmniForConditionalGeneration.from_pretrained(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("loader", [MingOmniForConditionalGeneration.from_pretrained, load_checkpoint])
+def test_our_module_names_instead_of_the_original_ones_are_named(saved, tmp_path, loader):
+    _rewrite(
+        saved,
+        tmp_path / "ckpt",
+        lambda t: t.update({"audio.projector_conv.weight": t.pop("linear_proj_audio.0.weight")}),
+    )
+    with pytest.raises(
+        ValueError, match=r"1 missing \[linear_proj_audio\.0\.weight\], 1 unexpected \[audio\.projector_conv\.weight\]"
+    ):
+        loader(tmp_path / "ckpt")
 
 
 def test_only_local_directories_are_read(tmp_path):
@@ -155,3 +232,18 @@ def test_low_memory_loader_in_bfloat16_equals_transformers_loader(processor, sav
     inputs = _image_and_audio(processor).to("cpu", torch.bfloat16)
     with torch.no_grad():
         assert torch.equal(ours(**inputs.model_kwargs()).logits, reference(**inputs.model_kwargs()).logits)
+
+
+def test_flash_checkpoint_shapes_follow_the_original_config():
+    """Shapes the original config.json implies: Whisper n_ctx 15000 / n_state 1280 / 32 layers, ds_kernel_size 3,
+    mlp_depth 2, vision out_hidden_size 8192 into the LLM's 4096."""
+    shapes = omni_checkpoint_shapes(MingOmniConfig.flash())
+    assert shapes["audio.positional_embedding"] == (15000, 1280)
+    assert shapes["audio.blocks.31.attn.query.weight"] == (1280, 1280)
+    assert "audio.blocks.32.attn.query.weight" not in shapes
+    assert shapes["linear_proj_audio.0.weight"] == (4096, 1280, 3)
+    assert shapes["linear_proj_audio.3.weight"] == (4096, 4096)
+    assert shapes["linear_proj.0.weight"] == (4096, 8192)
+    assert shapes["linear_proj.2.weight"] == (4096, 4096)
+    assert shapes["vision.merger.mlp.2.weight"] == (8192, 5120)
+    assert shapes["model.model.layers.31.mlp.experts.255.down_proj.weight"] == (4096, 1024)

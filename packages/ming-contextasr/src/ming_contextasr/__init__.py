@@ -11,6 +11,8 @@
   prompts and decoded with its ``generate()`` (optionally with hotword biasing).
 - :func:`build_context_samples`: training samples with true entities mixed with distractors.
 - :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
+- :data:`ORIGINAL_AUDIO_ENCODER_NAMES`, :data:`ORIGINAL_AUDIO_PROJECTOR_NAMES`: the audio side's key names in the
+  original Ming-Omni checkpoints.
 """
 
 from .biasing import HotwordBiasingProcessor, HotwordTrie, hotword_token_ids
@@ -26,6 +28,7 @@ from .metrics import (
 )
 from .modeling import AudioEncoderOutput, ContextASRAudioModel, num_audio_tokens
 from .normalize import normalize_text
+from .original_layout import ORIGINAL_AUDIO_ENCODER_NAMES, ORIGINAL_AUDIO_PROJECTOR_NAMES
 from .prompt import (
     SAMPLE_RATE,
     ContextASRRequest,
@@ -42,6 +45,8 @@ from .prompt import (
 from .recognizer import ContextASRRecognizer
 
 __all__ = [
+    "ORIGINAL_AUDIO_ENCODER_NAMES",
+    "ORIGINAL_AUDIO_PROJECTOR_NAMES",
     "SAMPLE_RATE",
     "AudioEncoderOutput",
     "ContextASRAudioConfig",

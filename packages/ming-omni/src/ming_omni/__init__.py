@@ -9,7 +9,9 @@
 - :class:`MingOmni`: one ``generate(messages, outputs=..., options)`` for text, speech (streamed if asked) and
   images, ContextASR requests, ``draw`` / ``edit`` / ``segment`` through ming-imagegen and ming-genseg.
 - Loading: strict ``from_pretrained`` (bf16, ``device_map``), :func:`load_checkpoint` (peak memory near the
-  checkpoint's size), :func:`check_omni_checkpoint`; :func:`preset_inventory` counts parameters on ``meta``.
+  checkpoint's size), :func:`check_omni_checkpoint`; checkpoints use the original Ming-Omni key names
+  (:data:`ORIGINAL_NAMES`, :func:`to_original_name`, :func:`from_original_name`); :func:`preset_inventory` counts
+  parameters on ``meta``.
 - The ``ming-omni`` command (:mod:`ming_omni.cli`).
 """
 
@@ -19,11 +21,13 @@ from .loading import check_omni_checkpoint, load_checkpoint, omni_checkpoint_key
 from .messages import AudioContent, Content, ImageContent, Message, TextContent, VideoContent, validate_conversation
 from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
+from .original_layout import ORIGINAL_NAMES, from_original_name, to_original_name
 from .processor import MingOmniProcessor, OmniInputs, Response
-from .tokens import SPECIAL_TOKENS, make_tokenizer
+from .tokens import SPECIAL_TOKENS, byte_tokenizer, make_tokenizer
 from .wav import read_wav, write_wav
 
 __all__ = [
+    "ORIGINAL_NAMES",
     "SPECIAL_TOKENS",
     "AudioContent",
     "ComponentParameters",
@@ -42,8 +46,10 @@ __all__ = [
     "TextContent",
     "VideoContent",
     "VisionProjector",
+    "byte_tokenizer",
     "check_omni_checkpoint",
     "format_inventory",
+    "from_original_name",
     "load_checkpoint",
     "make_tokenizer",
     "omni_checkpoint_keys",
@@ -51,6 +57,7 @@ __all__ = [
     "parameter_inventory",
     "preset_inventory",
     "read_wav",
+    "to_original_name",
     "validate_conversation",
     "write_wav",
 ]

@@ -5,11 +5,14 @@ Two loaders. transformers' ``from_pretrained`` (:meth:`MingOmniForConditionalGen
 benchmark): the mapped shard pages stay resident while it runs and the per-expert tensors are copied before being
 stacked. :func:`load_checkpoint` is the low-memory path: each parameter is allocated once, filled straight from the
 memory-mapped shard (per-expert tensors into their slice of the stacked parameter) and the shard's pages are
-released as soon as they are copied, so the peak stays near the checkpoint's size. Each component
-owns its checkpoint layout: the LLM's routed experts are stored per expert as in the original Ling checkpoints
-(ming-moe registers that conversion, scoped here to ``model.``); the other components keep their own names under
-``vision.``, ``linear_proj.``, ``audio.``, ``talker.`` and ``speech_tokenizer.``. Before anything is read, the
-shard headers are checked against the config, and missing or unexpected tensors raise a ``ValueError`` naming them.
+released as soon as they are copied, so the peak stays near the checkpoint's size.
+
+Checkpoints use the original Ming-Omni key names (:mod:`ming_omni.original_layout`): the LLM's routed experts stored
+per expert under ``model.`` (ming-moe's conversion), the vision tower under ``vision.``, its projector as
+``linear_proj.{0,2}``, the Whisper encoder in OpenAI's naming under ``audio.`` and its projector as
+``linear_proj_audio.{0,3}`` (ming-contextasr's table), the talker's backbone as ``talker.model.`` (ming-tts-head's
+table); ``save_pretrained`` writes them and both loaders read them. Before anything is read, the shard headers are
+checked against the config, and missing, unexpected or mis-shaped tensors raise a ``ValueError`` naming them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from safetensors import safe_open
 from ming_moe import original_checkpoint_keys
 
 from .configuration import MingOmniConfig
+from .original_layout import from_original_name, to_original_name
 
 if TYPE_CHECKING:
     from .modeling import MingOmniForConditionalGeneration
@@ -48,14 +52,16 @@ _DTYPES = {
 
 
 def omni_checkpoint_shapes(config: MingOmniConfig) -> dict[str, tuple[int, ...]]:
-    """Name → shape of every tensor a checkpoint of ``config`` holds (computed on the ``meta`` device): the LLM's
-    in the original per-expert layout under ``model.`` (ming-moe's key list), every other component's own names
-    under its prefix."""
+    """Original-layout name → shape of every tensor a checkpoint of ``config`` holds (computed on the ``meta``
+    device): the LLM's per expert under ``model.`` (ming-moe's key list), every other component's under the name
+    :func:`~ming_omni.original_layout.to_original_name` gives it."""
     from .modeling import MingOmniForConditionalGeneration
 
     with torch.device("meta"):
         state = MingOmniForConditionalGeneration(config).state_dict()
-    shapes = {name: tuple(value.shape) for name, value in state.items() if not name.startswith(_LLM_PREFIX)}
+    shapes = {
+        to_original_name(name): tuple(value.shape) for name, value in state.items() if not name.startswith(_LLM_PREFIX)
+    }
     llm = {name: tuple(value.shape) for name, value in state.items() if name.startswith(_LLM_PREFIX)}
     for key in original_checkpoint_keys(config.llm_config):
         name = _LLM_PREFIX + key
@@ -120,7 +126,7 @@ def _first(names: list[str], limit: int = 20) -> str:
 def load_checkpoint(
     directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> MingOmniForConditionalGeneration:
-    """Load a checkpoint written by ``save_pretrained`` with a peak memory near its size (see the module docstring).
+    """Load an original-layout checkpoint (as ``save_pretrained`` writes it) with a peak memory near its size.
 
     Args:
         directory: a local checkpoint directory.
@@ -154,7 +160,9 @@ def load_checkpoint(
     stored = {}
     for file in sorted(directory.glob("*.safetensors")):
         with safe_open(file, framework="pt") as handle:
-            stored.update({key: _DTYPES[handle.get_slice(key).get_dtype()] for key in handle.keys()})  # noqa: SIM118
+            stored.update(
+                {from_original_name(key): _DTYPES[handle.get_slice(key).get_dtype()] for key in handle.keys()}  # noqa: SIM118
+            )
     state = model.state_dict(keep_vars=True)
     targets = {}
     for name, tensor in state.items():
@@ -198,8 +206,9 @@ def _fill_from_shard(file: Path, targets: dict[str, torch.Tensor]) -> None:
                 warnings.simplefilter("ignore", UserWarning)
                 source = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=base + start)
             source = source.view(dtype).view(entry["shape"])
-            if key in targets:
-                targets[key].copy_(source)
+            name = from_original_name(key)
+            if name in targets:
+                targets[name].copy_(source)
             else:
                 name, (expert, half) = _expert_target(key)
                 stacked = targets[name][expert]

@@ -28,6 +28,7 @@ from ming_tts_head import TTSHeadModel
 from ming_videorope import Modality
 
 from .configuration import MingOmniConfig
+from .original_layout import register_original_layout
 
 __all__ = ["MingOmniForConditionalGeneration", "VisionProjector"]
 
@@ -42,6 +43,8 @@ _PROMPT_INPUTS = (
     "temporal_spacing",
     "audio",
 )
+
+register_original_layout(MingOmniConfig.model_type)
 
 
 class VisionProjector(nn.Module):

@@ -6,8 +6,10 @@ patches the speech tokenizer's decoder turns into 16 kHz audio, streamed patch b
 
 Images (paper §2.3): ming-imagegen's learnable queries are appended to the whole conversation (images, video and
 audio included) and the LLM's last-layer states at them condition the diffusion pipeline. A conversation whose
-last user turn holds an image is an edit of that image (its VAE latents are the pipeline's reference). Segmentation
-is editing too: :meth:`MingOmni.segment` hands ming-genseg's colouring edit to :meth:`MingOmni.edit`.
+last user turn holds an image is an edit of that image (its VAE latents are the pipeline's reference). A pipeline
+saved with a conditioning LM of its own (one trained with it, e.g. ming-imagegen's shapes checkpoint) keeps it and
+reads the last user turn's text through it instead: it was not trained on the omni LLM's states. Segmentation is
+editing too: :meth:`MingOmni.segment` hands ming-genseg's colouring edit to :meth:`MingOmni.edit`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessorList, PreTrainedTokenizerBase
 
 from ming_contextasr import (
     ContextASRRequest,
@@ -33,8 +35,16 @@ from ming_contextasr import (
 )
 from ming_genseg import Segmentation, SegmentationOptions, SegmentationRequest, segment
 from ming_imagegen import ImageGenerationOptions, MingImagePipeline, nearest_bucket, tiny_pipeline
-from ming_speech_tokenizer import StreamingDecoder
-from ming_tts_head import GenerationOptions, SpeechChunk, SpeechRequest, stream_speech, synthesize
+from ming_speech_tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel, StreamingDecoder
+from ming_tts_head import (
+    GenerationOptions,
+    SpeechChunk,
+    SpeechRequest,
+    TTSHeadConfig,
+    TTSHeadModel,
+    stream_speech,
+    synthesize,
+)
 
 from .configuration import MingOmniConfig
 from .loading import load_checkpoint
@@ -53,6 +63,13 @@ _TINY_CORPUS = (
     "You are a helpful assistant. Describe the image, the video and the audio. A red circle, a blue square and a "
     "green triangle move on a white background. Transcribe the speech. Answer as language and transcript. English",
 )
+
+
+def _component_dir(directory: str | Path, name: str) -> Path:
+    path = Path(directory)
+    if not (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        raise ValueError(f"{name}: {path} is not a saved checkpoint directory (no config.json / model_index.json)")
+    return path
 
 
 class OmniOptions(BaseModel):
@@ -108,8 +125,14 @@ class MingOmni:
     Args:
         model: the model (evaluation mode is set here).
         processor: its processor.
-        image_generator: ming-imagegen's pipeline, conditioned through this model's LLM (its own
-            ``language_model`` is not used); None: no image output.
+        image_generator: ming-imagegen's pipeline; None: no image output. Without a ``language_model`` of its own
+            it is conditioned through this model's LLM (its conditioner must read states of the LLM's width); with
+            one (a pipeline trained with its own conditioning LM) that LM reads the last user turn's text, as the
+            pipeline was trained.
+
+    Raises:
+        ValueError: an image generator without a language model whose conditioner reads another width than the
+            LLM's.
     """
 
     def __init__(
@@ -121,13 +144,18 @@ class MingOmni:
         self.model = model.eval()
         self.processor = processor
         self.image_generator = image_generator
-        if image_generator is not None:
+        if image_generator is not None and image_generator.language_model is None:
             width = image_generator.conditioner.config.llm_hidden_size
             if width != model.config.llm_config.hidden_size:
                 raise ValueError(
                     f"image_generator's conditioner reads LLM states of width {width}, the LLM's is "
                     f"{model.config.llm_config.hidden_size}"
                 )
+
+    @property
+    def images_use_omni_llm(self) -> bool:
+        """Whether images are conditioned on the omni LLM's states (False: on the image generator's own LM)."""
+        return self.image_generator is not None and self.image_generator.language_model is None
 
     @classmethod
     def from_pretrained(
@@ -160,16 +188,56 @@ class MingOmni:
             self.image_generator.save_pretrained(Path(directory) / _IMAGE_GENERATOR_DIR)
 
     @classmethod
-    def tiny(cls, seed: int = 0, texts: Iterable[str] = _TINY_CORPUS) -> MingOmni:
+    def tiny(
+        cls,
+        seed: int = 0,
+        texts: Iterable[str] = _TINY_CORPUS,
+        *,
+        talker: str | Path | None = None,
+        talker_tokenizer: PreTrainedTokenizerBase | None = None,
+        speech_tokenizer: str | Path | None = None,
+        image_generator: str | Path | None = None,
+    ) -> MingOmni:
         """A randomly initialised tiny model with a small byte-level BPE tokenizer trained on ``texts``, and
-        ming-imagegen's tiny pipeline (32×32 images) reading its LLM."""
+        ming-imagegen's tiny pipeline (32×32 images) reading its LLM; components saved by their own packages
+        replace the random ones.
+
+        Args:
+            seed: seed of the random weights.
+            texts: training text of the tokenizer.
+            talker: a :class:`ming_tts_head.TTSHeadModel` directory (``save_pretrained``): its config and weights
+                become the talker's.
+            talker_tokenizer: the talker's text tokenizer (e.g. :func:`~ming_omni.byte_tokenizer` for a head trained
+                on UTF-8 bytes); default: the LLM's tokenizer.
+            speech_tokenizer: a :class:`ming_speech_tokenizer.SpeechTokenizerModel` directory: its config and
+                weights become the speech tokenizer's (its ``latent_dim`` must be the talker's).
+            image_generator: a :class:`ming_imagegen.MingImagePipeline` directory, used as saved (with its own
+                conditioning LM if it has one).
+
+        Raises:
+            ValueError: a directory that does not hold its component, or components that do not fit together.
+        """
         tokenizer = make_tokenizer(texts, vocab_size=512)
+        overrides = {}
+        if talker is not None:
+            overrides["talker_config"] = TTSHeadConfig.from_pretrained(_component_dir(talker, "talker"))
+        if speech_tokenizer is not None:
+            directory = _component_dir(speech_tokenizer, "speech_tokenizer")
+            overrides["speech_tokenizer_config"] = SpeechTokenizerConfig.from_pretrained(directory)
         torch.manual_seed(seed)
-        config = MingOmniConfig.tiny(vocab_size=512)
+        config = MingOmniConfig.tiny(vocab_size=512, **overrides)
         model = MingOmniForConditionalGeneration(config)
-        image_generator = tiny_pipeline(model.model, tokenizer, image_size=32, seed=seed)
-        image_generator.register_modules(language_model=None, tokenizer=None)  # conditioned through MingOmni
-        return cls(model, MingOmniProcessor(tokenizer, config), image_generator)
+        if talker is not None:
+            model.talker.load_state_dict(TTSHeadModel.from_pretrained(talker).state_dict())
+        if speech_tokenizer is not None:
+            model.speech_tokenizer.load_state_dict(SpeechTokenizerModel.from_pretrained(speech_tokenizer).state_dict())
+        if image_generator is None:
+            pipeline = tiny_pipeline(model.model, tokenizer, image_size=32, seed=seed)
+            pipeline.register_modules(language_model=None, tokenizer=None)  # conditioned through MingOmni
+        else:
+            pipeline = MingImagePipeline.from_pretrained(_component_dir(image_generator, "image_generator"))
+        processor = MingOmniProcessor(tokenizer, config, talker_tokenizer=talker_tokenizer)
+        return cls(model, processor, pipeline)
 
     @property
     def sample_rate(self) -> int:
@@ -304,17 +372,17 @@ class MingOmni:
         last_user = next(m for m in reversed(messages) if m.role == "user")
         prompt = " ".join(c.text for c in last_user.content if isinstance(c, TextContent))
         reference = next((c.image for c in reversed(last_user.content) if isinstance(c, ImageContent)), None)
-        states = self.condition_states(messages)
+        # a pipeline with its own conditioning LM reads the prompt itself (as it was trained)
+        condition = {"llm_states": self.condition_states(messages)} if self.images_use_omni_llm else {}
         if reference is None:
-            return pipeline(prompt, llm_states=states, options=options, output_type="pil").images
+            return pipeline(prompt, options=options, output_type="pil", **condition).images
         height, width = nearest_bucket(reference.height, reference.width, pipeline.default_size, pipeline.size_multiple)
         reference = reference.resize((width, height), Image.Resampling.BICUBIC)
-        return pipeline(
-            prompt, llm_states=states, reference_images=[reference], options=options, output_type="pil"
-        ).images
+        return pipeline(prompt, reference_images=[reference], options=options, output_type="pil", **condition).images
 
     def draw(self, prompt: str, options: ImageGenerationOptions | None = None) -> list[Image.Image]:
-        """Images of ``prompt`` (a one-turn conversation), conditioned through the LLM."""
+        """Images of ``prompt`` (a one-turn conversation), conditioned through the LLM (or the image generator's own
+        LM, see :class:`MingOmni`)."""
         options = options or ImageGenerationOptions()
         return self._images(validate_conversation([{"role": "user", "content": prompt}]), options)
 

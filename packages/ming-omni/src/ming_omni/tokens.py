@@ -29,6 +29,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "VIDEO_END",
     "VIDEO_START",
+    "byte_tokenizer",
     "make_tokenizer",
 ]
 
@@ -88,3 +89,25 @@ def make_tokenizer(
     if directory is not None:
         fast.save_pretrained(directory)
     return fast
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A tokenizer whose ids are a text's UTF-8 bytes (256 ids, no special tokens): the text vocabulary of
+    ming-tts-head's trained tiny head (its benchmark trains on ``list(text.encode())``), as a talker tokenizer."""
+    byte_char = _bytes_to_unicode()
+    tokenizer = Tokenizer(models.BPE(vocab={byte_char[b]: b for b in range(256)}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte → printable character table, which the ``ByteLevel`` pre-tokenizer applies."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars

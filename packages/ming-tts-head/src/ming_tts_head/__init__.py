@@ -10,6 +10,7 @@
   :class:`StreamingAudioDecoder`, reset first and flushed at the end) and :func:`synthesize` (a batch of
   texts), driven by :class:`GenerationOptions` and :class:`SpeechRequest`.
 - Training: :func:`train_tts_head` with a :class:`TrainingRecipe` (progress bar, checkpoints, exact resume).
+- :data:`ORIGINAL_TALKER_NAMES`: the backbone's and stop head's key names in the original talker checkpoint.
 
 Latents follow ming-speech-tokenizer's contract, ``(batch, frames, 64)`` at 50 frames/s, without depending on it.
 """
@@ -19,6 +20,7 @@ from .configuration import TTSHeadConfig
 from .flow_head import FlowHead, timestep_embedding
 from .modeling import TTSHeadModel, TTSHeadOutput, history_windows
 from .options import GenerationOptions, SpeechRequest
+from .original_layout import ORIGINAL_TALKER_NAMES
 from .sampler import euler_sample
 from .schedule import EPSS_TIMESTEPS, flow_timesteps, sway
 from .streaming import SpeechChunk, StreamingAudioDecoder, stream_speech, synthesize
@@ -27,6 +29,7 @@ from .transformer import BidirectionalTransformer
 
 __all__ = [
     "EPSS_TIMESTEPS",
+    "ORIGINAL_TALKER_NAMES",
     "BidirectionalTransformer",
     "FlowHead",
     "GenerationOptions",
