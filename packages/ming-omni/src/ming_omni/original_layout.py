@@ -1,4 +1,4 @@
-"""Key names of the original Ming-Flash-Omni / Ming-Lite-Omni checkpoints, composed from the components' tables.
+"""Key names of the original Ming-Flash-Omni checkpoints, composed from the components' tables.
 
 The released ``BailingMM2NativeForConditionalGeneration`` (inclusionAI/Ming ``modeling_bailingmm2.py``) holds
 ``vision`` (its copy of the Qwen2.5-VL vision transformer: the same parameter names as transformers'), ``model``
