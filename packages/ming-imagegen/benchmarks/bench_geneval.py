@@ -93,13 +93,28 @@ def grid(rows: list[list[Image.Image]], scale: int = 3) -> Image.Image:
     return canvas
 
 
+def condition_spread(pipe: MingImagePipeline, prompts: list[str]) -> float:
+    """How far apart the condition tokens of different prompts are: the mean distance of a prompt's token from the
+    prompts' mean token (same position), over the mean token norm (1: the tokens are unit vectors). Near 0, every
+    prompt conditions the DiT alike and the images cannot follow the prompt."""
+    with torch.no_grad():
+        tokens = pipe.encode_condition(sorted(set(prompts))).tokens
+    return ((tokens - tokens.mean(0)).norm(dim=-1).mean() / tokens.norm(dim=-1).mean()).item()
+
+
 def fmt(value: float | None, digits: int = 2) -> str:
     """A score for the table; "—" where it does not apply."""
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def row(system: str, scores: GenEvalScores | None, edits: dict[str, float] | None, seconds: float | None) -> dict:
-    """One table row: per-category GenEval scores, overall, editing scores and time per image."""
+def row(
+    system: str,
+    scores: GenEvalScores | None,
+    edits: dict[str, float] | None,
+    seconds: float | None,
+    spread: float | None = None,
+) -> dict:
+    """One table row: per-category GenEval scores, overall, editing scores, condition spread, time per image."""
     cells = {"system": system}
     for category in GENEVAL_CATEGORIES:
         cells[HEADERS[category]] = fmt(scores.categories[category] if scores else None)
@@ -107,6 +122,7 @@ def row(system: str, scores: GenEvalScores | None, edits: dict[str, float] | Non
     cells["Edit acc."] = fmt(edits["accuracy"] if edits else None)
     cells["Edit IoU"] = fmt(edits["mean_iou"] if edits else None)
     cells["Outside changed"] = fmt(edits["outside_changed"] if edits else None, 3)
+    cells["Cond. spread"] = fmt(spread, 3)
     cells["s / image"] = fmt(seconds, 3)
     return cells
 
@@ -151,7 +167,8 @@ def main() -> None:
         edited = edit(pipe, edits, args.steps, args.batch)
         samples[name] = (images, edited)
         label = f"{name} tiny model" + (f" ({summary['steps']} steps)" if name == "trained" else "")
-        rows.append(row(label, score_images(images, per_image_specs, checker), edit_scores(edited), seconds))
+        spread = condition_spread(pipe, prompts)
+        rows.append(row(label, score_images(images, per_image_specs, checker), edit_scores(edited), seconds, spread))
     rows.append(row("reference returned unchanged", None, edit_scores([e.reference.image for e in edits]), None))
 
     eval_dir = args.checkpoint.with_name(args.checkpoint.name + "-eval")
@@ -180,6 +197,8 @@ def main() -> None:
         f"{args.edits} recolouring edits ('make the red circle green') on scenes of held-out prompts: Edit acc. = "
         "share where an object of the new colour and the object's shape covers it (IoU ≥ 0.5), Edit IoU = mean "
         "best IoU, Outside changed = share of pixels away from the object whose colour changed by more than 32. "
+        "Cond. spread: the mean distance of a held-out prompt's condition token from the prompts' mean token, over "
+        "the mean token norm (0: every prompt conditions the DiT alike). "
         f"Training: {summary['description']}. The untrained model is the same initialisation before training. "
         f"Seconds per image: text-to-image generation with batched guidance, batch {args.batch}, one CPU thread; "
         f"1-minute load average at the start: {load_avg:.1f}. Sample grids: <checkpoint>-eval/ (outside git)."

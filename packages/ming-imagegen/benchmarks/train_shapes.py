@@ -14,8 +14,12 @@ delete ``DIR-run`` to start from scratch).
 Data (:mod:`ming_testdata.shape_world`, made on the spot): 32×32 scenes of the training prompts of the six GenEval
 categories (a quarter of each category's prompts is held out), and recolouring edits of objects in such scenes,
 worded "make / color / paint <the object> <colour>", the object named by its shortest unique description or always
-with its colour (half each). The LLM is the frozen random tiny Qwen2 of :func:`~ming_imagegen.tiny_language_model`;
-the queries, connector and DiT learn.
+with its colour (half each). The LLM is the tiny Qwen2 of :func:`~ming_imagegen.tiny_language_model`, first pretrained
+for ``LM_STEPS`` steps by next-token prediction on the texts of the training set (prompts and edit instructions;
+:func:`~ming_imagegen.pretrain_language_model`), then frozen, as the paper freezes its pretrained MLLM: a *random* LM
+passes the queries little of the prompt. The queries and connector learn at ``CONDITIONER_LR``, ten times below the
+DiT, so that they do not collapse every prompt onto one condition in the first hundred steps, before the DiT reads it.
+``COSINE_DECAY = True`` with ``STEPS = 2400`` is the docs' "cosine decay, 2400 steps" variant.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from ming_imagegen import (
     GenerationSample,
     MingImagePipeline,
     TrainingRecipe,
+    pretrain_language_model,
+    tiny_language_model,
     tiny_pipeline,
     train_image_generator,
 )
@@ -53,6 +59,11 @@ GENERATION_SAMPLES = 4000
 EDIT_SAMPLES = 2000
 STEPS = 1600
 BATCH = 16
+LEARNING_RATE = 1e-3
+CONDITIONER_LR = 1e-4
+LM_STEPS = 600
+TIMESTEPS = "logit_normal"
+COSINE_DECAY = False
 CHUNK = 100  # steps between checkpoints, and between checks of the time budget
 MODEL_SEED = 0
 
@@ -73,16 +84,20 @@ def training_samples(shapes: ShapesOptions) -> list[GenerationSample | EditingSa
     return samples
 
 
-def recipe(run_dir: Path, steps: int, shapes: ShapesOptions, *, samples: bool) -> TrainingRecipe:
-    """The recipe of the cached checkpoint; with ``samples`` the final grid shows held-out prompts and edits."""
+def recipe(run_dir: Path, steps: int, total: int, shapes: ShapesOptions, *, samples: bool) -> TrainingRecipe:
+    """The recipe of the cached checkpoint, trained up to ``steps`` of ``total`` (the learning rate decays over
+    ``total``); with ``samples`` the final grid shows held-out prompts and edits."""
     held_out = split_prompts(shapes).held_out
     every_held_out = [spec for found in held_out.values() for spec in found]
     edits = [make_edit(every_held_out, 10**6 + i, shapes) for i in range(3)] if samples else []
     return TrainingRecipe(
         output_dir=run_dir,
         steps=steps,
+        decay_steps=total if COSINE_DECAY else None,
         batch_size=BATCH,
-        learning_rate=1e-3,
+        learning_rate=LEARNING_RATE,
+        conditioner_learning_rate=CONDITIONER_LR,
+        timestep_sampling=TIMESTEPS,
         warmup_steps=50,
         checkpoint_every=CHUNK,
         sample_prompts=[held_out[c][0].text for c in GENEVAL_CATEGORIES] if samples else [],
@@ -98,18 +113,24 @@ def train_and_save(out: Path, steps: int, max_minutes: float) -> MingImagePipeli
     initialisation and its metadata once ``steps`` are done; None when ``max_minutes`` ran out first (the run resumes
     from its last checkpoint when called again)."""
     start = time.perf_counter()
-    pipe = tiny_pipeline(image_size=SHAPES.size, glyph=False, identity=False, seed=MODEL_SEED)
-    untrained = out.with_name(out.name + "-untrained")
-    if not (untrained / "model_index.json").exists():
-        pipe.save_pretrained(untrained, safe_serialization=True)
     samples = training_samples(SHAPES)
     print(f"{len(samples)} training samples made in {time.perf_counter() - start:.0f} s")
+    untrained = out.with_name(out.name + "-untrained")
+    if (untrained / "model_index.json").exists():  # a resumed run: the same pretrained LM and initialisation
+        pipe = MingImagePipeline.from_pretrained(untrained)
+    else:
+        lm, tokenizer = tiny_language_model(seed=MODEL_SEED)
+        texts = [s.prompt if isinstance(s, GenerationSample) else s.instruction for s in samples]
+        lm_losses = pretrain_language_model(lm, tokenizer, texts, steps=LM_STEPS, seed=MODEL_SEED)
+        print(f"LM pretrained: next-byte loss {np.mean(lm_losses[:20]):.3f} → {np.mean(lm_losses[-50:]):.3f}")
+        pipe = tiny_pipeline(lm, tokenizer, image_size=SHAPES.size, glyph=False, identity=False, seed=MODEL_SEED)
+        pipe.save_pretrained(untrained, safe_serialization=True)
     run_dir = out.with_name(out.name + "-run")
     done = max((int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*")), default=0)
     while True:  # at least once: a finished run's trainer call just returns its log
         chunk_start = time.perf_counter()
         target = min(steps, done + CHUNK)
-        log = train_image_generator(pipe, samples, recipe(run_dir, target, SHAPES, samples=target == steps))
+        log = train_image_generator(pipe, samples, recipe(run_dir, target, steps, SHAPES, samples=target == steps))
         done = target
         if done >= steps:
             break
@@ -127,8 +148,11 @@ def train_and_save(out: Path, steps: int, max_minutes: float) -> MingImagePipeli
         "loss_last_50": round(last, 4),
         "description": (
             f"{steps} steps of {BATCH} samples ({GENERATION_SAMPLES} text-to-image pairs of training prompts + "
-            f"{EDIT_SAMPLES} edits), AdamW 1e-3, one CPU thread; flow-matching loss {first:.3f} over the first 50 "
-            f"steps → {last:.3f} over the last 50"
+            f"{EDIT_SAMPLES} edits), AdamW {LEARNING_RATE:g} (queries and connector {CONDITIONER_LR:g})"
+            f"{', cosine decay to 0' if COSINE_DECAY else ''}, LM "
+            f"pretrained {LM_STEPS} steps on the training texts then frozen, flow times σ "
+            f"{TIMESTEPS.replace('_', '-')}, one CPU thread; flow-matching loss "
+            f"{first:.3f} over the first 50 steps → {last:.3f} over the last 50"
         ),
     }
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -10,6 +10,8 @@ from ming_imagegen import (
     GenerationSample,
     TrainingRecipe,
     flow_matching_pair,
+    pretrain_language_model,
+    tiny_language_model,
     tiny_pipeline,
     train_image_generator,
 )
@@ -144,3 +146,83 @@ def test_identity_samples_train_the_identity_encoder(language_model, samples, tm
     train_image_generator(pipe, mixed, recipe)
     after = pipe.identity_encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def _query_spread(pipe, prompts: list[str]) -> float:
+    """Mean distance of each prompt's query states from the prompts' mean, relative to the states' mean norm."""
+    with torch.no_grad():
+        states = pipe.llm_query_states(prompts)
+    return ((states - states.mean(0)).norm(dim=-1).mean() / states.norm(dim=-1).mean()).item()
+
+
+def test_pretraining_the_language_model_makes_the_queries_read_the_prompt():
+    lm, tokenizer = tiny_language_model(seed=3)
+    colours, shapes = ("red", "green", "blue", "yellow"), ("circle", "square", "triangle")
+    texts = [f"a {c} {s} and a {d} {t}" for c in colours for s in shapes for d in colours for t in shapes if c != d]
+    pipe = tiny_pipeline(lm, tokenizer, glyph=False, identity=False, seed=0)
+    probe = ["a red circle and a blue square", "a green circle and a blue square", "a red triangle and a blue square"]
+    random_spread = _query_spread(pipe, probe)
+    losses = pretrain_language_model(lm, tokenizer, texts, steps=150, batch_size=16, seed=0)
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert not lm.training
+    assert not any(p.requires_grad for p in lm.parameters())
+    # Same queries, same LM architecture: only the pretraining differs.
+    assert _query_spread(pipe, probe) > 1.5 * random_spread, (random_spread, _query_spread(pipe, probe))
+
+
+def test_conditioner_learning_rate_slows_or_freezes_the_queries_and_connector(language_model, samples, tmp_path):
+    lm, tokenizer = language_model
+    moved = {}
+    for rate in (None, 1e-4, 0.0):
+        pipe = tiny_pipeline(lm, tokenizer, seed=0)
+        conditioner, dit = _state(pipe.conditioner), _state(pipe.transformer)
+        recipe = TrainingRecipe(
+            output_dir=tmp_path / str(rate),
+            steps=3,
+            batch_size=4,
+            learning_rate=1e-3,
+            conditioner_learning_rate=rate,
+            progress=False,
+            save_pipeline=False,
+        )
+        train_image_generator(pipe, samples, recipe)
+        moved[rate] = _distance(conditioner, _state(pipe.conditioner))
+        assert _distance(dit, _state(pipe.transformer)) > 0  # the DiT learns at learning_rate whatever the rate
+    assert moved[0.0] == 0.0
+    assert 0 < moved[1e-4] < 0.2 * moved[None], moved
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return sum((a[k].float() - b[k].float()).norm().item() for k in a)
+
+
+def test_cosine_decay_follows_decay_steps_across_chunks(language_model, samples, tmp_path):
+    lm, tokenizer = language_model
+
+    def lrs(out, steps):
+        recipe = TrainingRecipe(
+            output_dir=out,
+            steps=steps,
+            batch_size=2,
+            learning_rate=1e-3,
+            warmup_steps=2,
+            decay_steps=6,
+            checkpoint_every=1,
+            keep_last=None,
+            progress=False,
+            save_pipeline=False,
+        )
+        train_image_generator(tiny_pipeline(lm, tokenizer, seed=0), samples, recipe)
+        state = torch.load(out / f"checkpoint-{steps:06d}" / "trainer_state.pt", weights_only=True)
+        return [g["lr"] for g in state["optimizer"]["param_groups"]]
+
+    # After k steps the optimizer holds the rate of step k: warm-up 1/2, 2/2, then a cosine from 1e-3 to 0 at step 6.
+    assert lrs(tmp_path / "a", 1)[0] == pytest.approx(1e-3)
+    assert lrs(tmp_path / "b", 4)[0] == pytest.approx(0.5e-3)
+    # Trained in two chunks (steps=3, then 6), the schedule is the one of decay_steps, not of each call's steps.
+    lrs(tmp_path / "c", 3)
+    assert lrs(tmp_path / "c", 6) == pytest.approx([0.0, 0.0])

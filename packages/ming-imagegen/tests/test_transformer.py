@@ -60,7 +60,8 @@ def test_drop_condition_uses_the_null_token_only():
     model, x = _model(), _inputs()
     dropped = model(**x, drop_condition=torch.tensor([True, False])).sample
     # Every token of the row becomes the null token, which replaces the typed token (no type embedding on it).
-    null = (model.null_condition - model.condition_type_embed.weight[0]).view(1, 1, -1)
+    scale = model.config.condition_dim**0.5  # the DiT scales unit tokens to unit RMS before adding the type
+    null = ((model.null_condition - model.condition_type_embed.weight[0]) / scale).view(1, 1, -1)
     explicit = model(**(x | {"condition": null.expand(2, 5, -1)})).sample
     torch.testing.assert_close(dropped[0], explicit[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(dropped[1], model(**x).sample[1], atol=1e-5, rtol=0)

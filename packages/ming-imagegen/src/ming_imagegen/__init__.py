@@ -14,7 +14,7 @@
 - Presets: :func:`tiny_pipeline`, :func:`tiny_language_model`, :func:`flash_components`.
 - Training: :func:`train_image_generator` on :class:`GenerationSample` / :class:`EditingSample` with a
   :class:`TrainingRecipe` (LLM frozen, progress bar, checkpoints, exact resume, sample grids);
-  :func:`flow_matching_pair`.
+  :func:`flow_matching_pair`; :func:`pretrain_language_model` (next-token pretraining of a small stand-in LLM).
 """
 
 from .attention import RotaryJointAttnProcessor
@@ -32,6 +32,7 @@ from .training import (
     TrainingLog,
     TrainingRecipe,
     flow_matching_pair,
+    pretrain_language_model,
     train_image_generator,
 )
 from .transformer import CONDITION_TYPES, MingDiTTransformer2DModel
@@ -61,6 +62,7 @@ __all__ = [
     "flash_components",
     "flow_matching_pair",
     "nearest_bucket",
+    "pretrain_language_model",
     "text_guidance",
     "tiny_language_model",
     "tiny_pipeline",

@@ -17,11 +17,12 @@ the identical run. Sample grids go to ``samples/step-<step>.png``.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import PIL.Image
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "TrainingLog",
     "TrainingRecipe",
     "flow_matching_pair",
+    "pretrain_language_model",
     "train_image_generator",
 ]
 
@@ -94,8 +96,20 @@ class TrainingRecipe(BaseModel):
     steps: int = Field(gt=0, description="Total optimizer steps.")
     batch_size: int = Field(16, gt=0, description="Samples per step.")
     learning_rate: float = Field(3e-4, gt=0, description="AdamW learning rate (after warm-up).")
+    conditioner_learning_rate: float | None = Field(
+        None,
+        ge=0,
+        description="Learning rate of the queries and connector (None: learning_rate; 0: frozen). Lower than the "
+        "DiT's, it keeps them from collapsing every prompt onto one condition before the DiT reads the condition.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
+    decay_steps: int | None = Field(
+        None,
+        gt=0,
+        description="Cosine decay of the learning rate from the end of warm-up to 0 at this step (None: constant). "
+        "Separate from steps, so that a run trained in chunks of steps follows one schedule.",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient-norm clipping.")
     text_dropout: float = Field(0.1, ge=0, le=1, description="Probability of replacing a condition by the null token.")
     reference_dropout: float = Field(0.1, ge=0, le=1, description="Probability of dropping each reference image.")
@@ -238,6 +252,17 @@ def _loss(
     return F.mse_loss(prediction.float(), velocity.float())
 
 
+def _lr_factor(step: int, recipe: TrainingRecipe) -> float:
+    """Learning-rate multiplier of optimizer step ``step``: linear warm-up, then constant or a cosine to 0."""
+    warmup, decay = recipe.warmup_steps, recipe.decay_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay is None:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, decay - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def _trained_modules(pipeline: MingImagePipeline) -> dict[str, torch.nn.Module]:
     return {name: getattr(pipeline, name) for name in _TRAINED if getattr(pipeline, name, None) is not None}
 
@@ -282,6 +307,50 @@ def _sample_grid(pipeline: MingImagePipeline, recipe: TrainingRecipe, step: int)
     make_image_grid(cells, rows=len(rows), cols=cols).save(recipe.output_dir / "samples" / f"step-{step:06d}.png")
 
 
+def pretrain_language_model(
+    language_model: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    steps: int = 600,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Train a causal LM in place by next-token prediction on ``texts`` (e.g. the training prompts), then leave it in
+    eval mode: the stand-in for the paper's *pretrained* MLLM, which the image training then keeps frozen. A random LM
+    mixes the prompt's tokens into the query states almost uniformly, so the queries barely see which words came where.
+
+    Args:
+        language_model: a transformers causal LM (``labels=`` gives the loss).
+        tokenizer: its tokenizer.
+        texts: the corpus; batches of ``batch_size`` texts are drawn with replacement.
+        steps: optimizer steps (AdamW, constant ``learning_rate``).
+        seed: seed of the batch draws.
+
+    Returns:
+        The per-step losses.
+    """
+    if not texts:
+        raise ValueError("texts is empty")
+    device = next(language_model.parameters()).device
+    language_model.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(language_model.parameters(), lr=learning_rate, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(len(texts), (batch_size,), generator=generator).tolist()
+        batch = tokenizer([texts[i] for i in idx], padding=True, padding_side="right", return_tensors="pt")
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        loss = language_model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    language_model.requires_grad_(False).eval()
+    return losses
+
+
 def train_image_generator(
     pipeline: MingImagePipeline, samples: Sequence[GenerationSample | EditingSample], recipe: TrainingRecipe
 ) -> TrainingLog:
@@ -304,14 +373,21 @@ def train_image_generator(
         if module is not None:
             module.requires_grad_(False).eval()
     trained = _trained_modules(pipeline)
-    params = [p for m in trained.values() for p in m.parameters()]
     for m in trained.values():
         m.requires_grad_(True).train()
     if pipeline.glyph_encoder is None and pipeline.glyph_mapper is not None:
         pipeline.glyph_mapper.requires_grad_(False)
-    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    warmup = recipe.warmup_steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    conditioner_lr = recipe.conditioner_learning_rate
+    conditioner_lr = recipe.learning_rate if conditioner_lr is None else conditioner_lr
+    if conditioner_lr == 0:
+        pipeline.conditioner.requires_grad_(False)
+    groups = [
+        {"params": [p for name, m in trained.items() if name != "conditioner" for p in m.parameters()]},
+        {"params": list(pipeline.conditioner.parameters()), "lr": conditioner_lr},
+    ]
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, recipe))
     generator = torch.Generator().manual_seed(recipe.seed)
     log = TrainingLog()
     start = 0

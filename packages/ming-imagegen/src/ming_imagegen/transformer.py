@@ -4,11 +4,12 @@ reference-image refiners, 3D rotary positions, an LLM-condition MLP, reference l
 Token streams. The *image stream* holds the noisy target latents (frame 0) followed by each reference image's
 latents (frame ``r + 1``), each reference patchified by its own patch embedding and tagged with its learned
 *concept vector* (``concept_embed[r]``); the *context stream* holds the condition tokens (LLM queries through the
-connector, Glyph-ByT5 tokens of quoted text, identity tokens), each tagged with a learned type embedding and mapped by
-the condition MLP ``2048 → 2048 → 4096`` before SD3's ``context_embedder``. Rotary positions are 3D
-``(frame, row, column)`` over axes 20/22/22 of each 64-dim head; context tokens sit at position 0 (no rotation), as in
-Flux. Before the joint blocks, the target tokens pass through the noise refiner and each reference through the
-reference refiner (single-stream SD3 blocks, timestep-modulated). Only the target tokens are decoded.
+connector, Glyph-ByT5 tokens of quoted text, identity tokens: unit vectors, scaled by √condition_dim to unit RMS),
+each tagged with a learned type embedding and mapped by the condition MLP ``2048 → 2048 → 4096`` before SD3's
+``context_embedder``. Rotary positions are 3D ``(frame, row, column)`` over axes 20/22/22 of each 64-dim head;
+context tokens sit at position 0 (no rotation), as in Flux. Before the joint blocks, the target tokens pass through
+the noise refiner and each reference through the reference refiner (single-stream SD3 blocks, timestep-modulated).
+Only the target tokens are decoded.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         self.rope = FluxPosEmbed(theta=rope_theta, axes_dim=list(axes_dims_rope))
         self.time_text_embed = CombinedTimestepTextProjEmbeddings(dim, condition_dim)
         self.condition_type_embed = nn.Embedding(num_condition_types, condition_dim)
+        # Small next to the (unit-RMS) condition tokens at first, so that the tokens' content drives the DiT.
+        nn.init.normal_(self.condition_type_embed.weight, std=0.02)
         self.null_condition = nn.Parameter(torch.zeros(condition_dim))
         self.condition_mlp = nn.Sequential(
             nn.Linear(condition_dim, condition_dim),
@@ -234,7 +237,9 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
             condition_mask = torch.ones(condition.shape[:2], dtype=torch.bool, device=device)
         if condition_types is None:
             condition_types = torch.zeros(condition.shape[:2], dtype=torch.long, device=device)
-        condition = condition + self.condition_type_embed(condition_types)
+        # Unit tokens have elements of size 1/√dim, far below what the condition MLP's default init expects; scaled
+        # to unit RMS, the prompt's part of each token is not buried under the MLP's biases.
+        condition = condition * self.config.condition_dim**0.5 + self.condition_type_embed(condition_types)
         if drop_condition is not None:  # every token of a dropped row becomes the null token (padding stays masked)
             condition = torch.where(drop_condition[:, None, None], self.null_condition.to(condition.dtype), condition)
         weights = condition_mask.to(condition.dtype).unsqueeze(-1)
