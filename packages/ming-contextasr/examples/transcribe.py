@@ -49,7 +49,7 @@ def main() -> None:
     if not (args.checkpoint / "recognizer.json").is_file():
         message = (
             f"no recogniser in {args.checkpoint}: make it with "
-            "`python packages/ming-contextasr/benchmarks/train_recognizer.py`"
+            "`python packages/ming-contextasr/benchmarks/train_recognizer.py --fresh`"
         )
         if args.wav is not None:
             raise SystemExit(message)
