@@ -12,7 +12,7 @@ utterances (voices and names never seen in training, :mod:`recognizer_data`) und
 Greedy decoding; ContextASR-Bench metrics summed over the corpus. "distractors output" is the share of listed
 distractors that appear in the hypothesis. Prints a table and writes ``results/recognizer.json``.
 
-    python packages/ming-contextasr/benchmarks/bench_recognizer.py [--n 240] [--bonus 1 3]
+    python packages/ming-contextasr/benchmarks/bench_recognizer.py [--n 240] [--bonus 1 2 3]
 
 The checkpoint is trained first if it is missing (about 20 minutes; ``train_recognizer.py``).
 """
@@ -38,8 +38,11 @@ from ming_contextasr import (
     ContextASRRequest,
     ContextSampleOptions,
     build_context_samples,
+    format_transcription,
     match_entities,
     normalize_text,
+    num_audio_tokens,
+    render_prompt,
     score_corpus,
     score_utterance,
 )
@@ -82,12 +85,34 @@ def evaluate(
     }
 
 
+@torch.no_grad()
+def name_piece_scores(model: ContextASRRecognizer, utterances: list, prompt_lists: list[tuple[str, ...]]) -> dict:
+    """Teacher-forced: mean log-loss (nats) and argmax accuracy of the tokens inside a name after its first token,
+    i.e. the part of a name that can be copied from the list once the audio has said which name comes."""
+    tokenizer, losses, hits = model.tokenizer, [], []
+    for utterance, words in zip(utterances, prompt_lists, strict=True):
+        request = ContextASRRequest(audio=utterance.audio, hotwords=words, language=utterance.language)
+        answer = format_transcription(utterance.language, utterance.transcript)
+        logits = model([request], [answer]).logits[0]
+        prompt = tokenizer(render_prompt(request, model.prompt_options).text + "\n", add_special_tokens=False)
+        start = len(prompt["input_ids"]) + num_audio_tokens(len(request.audio), model.audio_model.config)
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ends = [len(tokenizer.decode(ids[: k + 1])) for k in range(len(ids))]
+        spans = [(answer.index(e), answer.index(e) + len(e)) for e in utterance.entities]
+        log_probs = torch.log_softmax(logits.float(), -1)
+        for k in range(1, len(ids)):
+            if any(a < ends[k - 1] and ends[k] <= b for a, b in spans):
+                losses.append(-log_probs[start + k - 1, ids[k]].item())
+                hits.append(int(log_probs[start + k - 1].argmax()) == ids[k])
+    return {"name tokens after the first: nats": f"{np.mean(losses):.3f}", "argmax accuracy": f"{np.mean(hits):.3f}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--n", type=int, default=240, help="test utterances made (before dropping seen names)")
     parser.add_argument("--train-seeds", type=int, default=40, help="training seeds the checkpoint used")
-    parser.add_argument("--bonus", type=float, nargs="+", default=[1.0, 3.0], help="biasing bonuses to report")
+    parser.add_argument("--bonus", type=float, nargs="+", default=[1.0, 2.0, 3.0], help="biasing bonuses to report")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -131,6 +156,12 @@ def main() -> None:
         rows.append(row)
         print(" | ".join(row[c] for c in COLUMNS), flush=True)
 
+    copying = {
+        name: name_piece_scores(model, utterances, lists)
+        for name, lists in [("no context", none), ("true names", true_lists), ("names + distractors", mixed_lists)]
+    }
+    for name, scores in copying.items():
+        print(f"teacher-forced, {name}: {scores}")
     entities = sum(len(u.entities) for u in utterances)
     lm = model.language_model.config
     parameters = sum(p.numel() for p in model.parameters())
@@ -141,15 +172,17 @@ def main() -> None:
         "machine": f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}",
         "columns": COLUMNS,
         "rows": rows,
+        "copying": copying,
         "notes": (
             f"{len(utterances)} held-out espeak-ng utterances ({entities} entity occurrences) in voices "
             f"{', '.join(TEST_VOICES)} (training: {', '.join(TRAIN_VOICES)}), every name absent from the "
             f"{args.train_seeds} training lexicons. One model: the tiny encoder preset ({audio.encoder_layers} layers, "
             f"{audio.d_model} wide) + projector into a {lm.num_hidden_layers}-layer, {lm.hidden_size}-wide "
-            f"{type(model.language_model).__name__} over bytes ({parameters:,} parameters), trained by "
-            f"train_recognizer.py for {progress['step']} steps ({progress['seconds'] / 60:.1f} CPU min); greedy "
+            f"{type(model.language_model).__name__} over a {len(model.tokenizer)}-token vocabulary "
+            f"({parameters:,} parameters), trained by train_recognizer.py for {progress['step']} steps "
+            f"({progress.get('text_steps', 0)} of them text-only, {progress['seconds'] / 60:.1f} CPU min); greedy "
             "decoding. Distractors: one other unseen name per true name. Biasing: HotwordBiasingProcessor over "
-            "byte tokens, per-byte bonus as shown. "
+            "the tokenizer's pieces, bonus per matched piece as shown. "
             f"Evaluation took {time.perf_counter() - started:.0f} s."
         ),
     }
