@@ -3,9 +3,10 @@
 The head is the one train_espeak_tts.py makes.
 
 For each held-out digit sequence: generated vs reference duration (Pearson correlation, mean absolute error), the
-DTW-aligned log-mel L1 distance of the decoded audio to the espeak-ng recording, and — when the contextasr
-recogniser checkpoint exists — the word error rate of its transcripts. Reference rows: the speech tokenizer's own
-reconstruction of the recording (the floor this head can reach through that decoder) and the recording of another
+DTW-aligned log-mel L1 distance of the decoded audio to the espeak-ng recording, and — when the digit recogniser
+that train_digit_recogniser.py makes exists — the word error rate of its transcripts. Reference rows: the speech
+tokenizer's own reconstruction of the recording (the floor this head can reach through that decoder), the same
+sentence said by a voice that neither the head nor the recogniser was trained on, and the recording of another
 held-out sentence (right voice, wrong words). Writes ``results/espeak_tts.json``, WAVs of the first sentences under
 ``<checkpoint>/samples/`` and spectrogram and duration plots under ``docs/figures/``.
 
@@ -23,34 +24,50 @@ import matplotlib
 import numpy as np
 import scipy.io.wavfile
 import torch
-from espeak_corpus import CHECKPOINT_DIR, TOKENIZER_DIR, VOICE, Clip, load_tokenizer, make_clips, sentences
+from espeak_corpus import (
+    CHECKPOINT_DIR,
+    PITCH,
+    SPEED,
+    TOKENIZER_DIR,
+    VOICE,
+    Clip,
+    load_tokenizer,
+    make_clips,
+    sentences,
+)
 from matplotlib import pyplot as plt
 from mel_distance import SAMPLE_RATE, log_mel, mel_distance
 from report import machine, write_result
+from train_digit_recogniser import RECOGNISER_DIR, UNSEEN_VOICE
 
+from ming_testdata import speak
 from ming_tts_head import GenerationOptions, TTSHeadModel, synthesize
 
-RECOGNISER_DIR = Path.home() / ".cache" / "ming" / "contextasr" / "recogniser-tiny"
 FIGURES = Path(__file__).resolve().parents[3] / "docs" / "figures"
 FRAME_S = 0.02
-REFERENCE, RECONSTRUCTION, TRAINED, UNTRAINED, OTHER = (
+REFERENCE, RECONSTRUCTION, TRAINED, UNTRAINED, UNSEEN, OTHER = (
     "espeak-ng recording (reference)",
     "tokenizer encode → decode of the recording",
     "TTS head, trained",
     "TTS head, untrained (random init)",
+    f"same sentence, unseen voice ({UNSEEN_VOICE})",
     "recording of another held-out sentence",
 )
+MAX_WORDS = 16  # longest transcript decoded: 6 words per sentence at most, so room for insertions
 
 
 def transcribe(recogniser_dir: Path, audios: dict[str, list[torch.Tensor]]) -> dict[str, list[str]] | None:
-    """Transcripts of every audio by ming-contextasr's tiny recogniser (no context), or None without one."""
+    """Transcripts of every audio by the digit recogniser (a ming-contextasr ContextASRRecognizer, no context), or
+    None without one."""
     if not recogniser_dir.is_dir():
         return None
     from ming_contextasr import ContextASRRecognizer, ContextASRRequest
 
     recogniser = ContextASRRecognizer.from_pretrained(recogniser_dir)
     return {
-        name: [t.text for t in recogniser.transcribe([ContextASRRequest(audio=a) for a in clips])]
+        name: [
+            t.text for t in recogniser.transcribe([ContextASRRequest(audio=a) for a in clips], max_new_tokens=MAX_WORDS)
+        ]
         for name, clips in audios.items()
     }
 
@@ -60,6 +77,12 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     from ming_contextasr import score_corpus, score_utterance
 
     return score_corpus(score_utterance(r, h) for r, h in zip(references, hypotheses, strict=True)).wer
+
+
+def word_count_r(references: list[str], hypotheses: list[str]) -> str:
+    """Pearson correlation of the recognised and the said number of words over the sentences."""
+    counts = torch.tensor([[len(t.split()) for t in references], [len(t.split()) for t in hypotheses]], dtype=float)
+    return f"{torch.corrcoef(counts)[0, 1]:.2f}" if counts[1].std() > 0 else "— (all equal)"
 
 
 def write_wavs(folder: Path, clips: list[Clip], audios: dict[str, list[torch.Tensor]], count: int) -> None:
@@ -147,6 +170,7 @@ def main() -> None:
         REFERENCE: [c.audio for c in clips],
         RECONSTRUCTION: [tokenizer.decode(c.latents[None])[0, : c.audio.numel()] for c in clips],
         **{name: [tokenizer.decode(x)[0] for x in generated] for name, generated in latents.items()},
+        UNSEEN: [torch.from_numpy(speak(c.text, UNSEEN_VOICE, speed=SPEED, pitch=PITCH)) for c in clips],
     }
     transcripts = transcribe(args.recogniser, audios)
     audios[OTHER] = audios[REFERENCE][1:] + audios[REFERENCE][:1]
@@ -173,17 +197,24 @@ def main() -> None:
                 "WER %": "not measured"
                 if transcripts is None
                 else f"{100 * word_error_rate(held_out, transcripts[name]):.1f}",
+                "words heard r": "not measured" if transcripts is None else word_count_r(held_out, transcripts[name]),
             }
         )
 
-    wer_verdict = ""
+    recogniser_note = f"not measured: no recogniser at {args.recogniser} (make it with train_digit_recogniser.py)."
     if transcripts is not None:
-        reference_wer = 100 * word_error_rate(held_out, transcripts[REFERENCE])
-        wer_verdict = f" Its WER on the espeak-ng recordings themselves is {reference_wer:.0f}%" + (
-            ": it cannot transcribe these sentences (it was trained on ming-testdata's template sentences with "
-            "made-up names), so this column does not measure the head."
-            if reference_wer > 50
-            else "."
+        recipe = json.loads((args.recogniser / "training.json").read_text())
+        voices = recipe["voices"]
+        recogniser_note = (
+            f"the digit recogniser at {args.recogniser} (ming-contextasr's ContextASRRecognizer, "
+            f"{recipe['parameters'] / 1e3:.0f} k parameters, no context, greedy, at most {MAX_WORDS} words), trained "
+            f"by train_digit_recogniser.py for {recipe['steps']} steps ({recipe['cpu_seconds'] / 60:.1f} CPU min) on "
+            f"{recipe['train_sentences']} other digit sequences in {voices['tts'][0]} and "
+            f"{', '.join(voices['others'])}, {recipe['recipe']['round_trip_share']:.0%} of them through the "
+            f"tokenizer's encode → decode; it never heard these sentences nor "
+            f"{UNSEEN_VOICE}. Scored with ming-contextasr's ContextASR-Bench normaliser and WER "
+            "against the digit words (insertions count, so WER can exceed 100 %). Words heard r: Pearson correlation "
+            "of the number of words in the transcript and in the sentence."
         )
     limit = options.max_patches * trained.config.patch_size
     hit_limit = {name: sum(x.shape[1] >= limit for x in generated) for name, generated in latents.items()}
@@ -206,13 +237,7 @@ def main() -> None:
         "sentences; MAE: mean absolute difference. DTW log-mel L1: 80-bin natural-log mel spectrogram (10 ms hop), "
         "mean |difference| per bin along the dynamic-time-warping path to the reference recording, mean ± standard "
         "error over sentences; lower is closer.",
-        "WER: "
-        + (
-            f"ming-contextasr's tiny recogniser at {args.recogniser} (no context), scored with its ContextASR-Bench "
-            "normaliser, against the digit words." + wer_verdict
-            if transcripts is not None
-            else f"not measured: no recogniser checkpoint at {args.recogniser}."
-        ),
+        "WER: " + recogniser_note,
         f"WAVs of the first {args.wavs} sentences (reference, reconstruction, trained, untrained) are written to "
         f"{args.checkpoint / 'samples'} (outside git); plots: docs/figures/tts_head_espeak_spectrograms.png, "
         "docs/figures/tts_head_espeak_training.png.",
