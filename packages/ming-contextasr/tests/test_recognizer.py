@@ -130,3 +130,15 @@ def test_bad_inputs_raise_clear_errors():
         ContextASRRecognizer(ContextASRAudioModel(wide), model.language_model, model.tokenizer, 259)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         ContextASRRecognizer(model.audio_model, model.language_model, model.tokenizer, 10_000)
+
+
+def test_prompt_text_spelling_the_audio_token_stays_text():
+    """A hotword that literally reads like the audio placeholder token must not become an audio slot."""
+    model = _recognizer()
+    tricky = _requests(["<extra_id_0>"])[:1]
+    inputs = model._inputs(tricky, ["English\thi <extra_id_0>"])
+    placeholders = int((inputs["input_ids"] == model.audio_token_id).sum())
+    assert placeholders == int(model.audio_model([tricky[0].audio]).lengths[0])
+    prompt_bytes = b"<extra_id_0>"
+    row = inputs["input_ids"][0].tolist()
+    assert any(row[i : i + len(prompt_bytes)] == [b + 3 for b in prompt_bytes] for i in range(len(row)))

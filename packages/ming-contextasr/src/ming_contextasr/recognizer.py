@@ -101,9 +101,12 @@ class ContextASRRecognizer(nn.Module):
         self.audio_token_id = audio_token_id
         self.prompt_options = prompt_options or PromptOptions()
 
+    def _text_ids(self, text: str) -> list[int]:
+        # Special tokens spelled inside user text (a hotword "<audio>") stay text: only _inputs places audio slots.
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
     def _prompt_ids(self, request: ContextASRRequest) -> list[int]:
-        text = render_prompt(request, self.prompt_options).text + "\n"
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._text_ids(render_prompt(request, self.prompt_options).text + "\n")
 
     def _inputs(self, requests: Sequence[ContextASRRequest], answers: Sequence[str] | None) -> dict[str, torch.Tensor]:
         """Input ids, embeddings, attention mask (and labels with ``answers``): right-padded for training,
@@ -114,8 +117,7 @@ class ContextASRRecognizer(nn.Module):
             prompt = self._prompt_ids(request) + [self.audio_token_id] * int(audio.lengths[i])
             answer = []
             if answers is not None:
-                answer = self.tokenizer(answers[i], add_special_tokens=False)["input_ids"]
-                answer = [*answer, self.tokenizer.eos_token_id]
+                answer = [*self._text_ids(answers[i]), self.tokenizer.eos_token_id]
             rows.append(prompt + answer)
             labels.append([_IGNORE] * len(prompt) + answer)
         longest = max(len(row) for row in rows)
