@@ -52,6 +52,26 @@ def tokenizer_reconstruction(model: SpeechTokenizerModel) -> Reconstruct:
     return reconstruct
 
 
+def spectra_swap_reconstruction(model: SpeechTokenizerModel, keep: str) -> Reconstruct:
+    """Diagnostic: the decoder's ISTFT spectra with their magnitudes (``keep="magnitude"``) or phases
+    (``keep="phase"``) and the other half from the input's own frames (``ISTFTHead.analyze``, which alone would
+    reconstruct the input exactly): says whether the model's magnitudes or its phases cost more quality."""
+    head, tail = model.decoder.head, model.config.latency_frames * model.config.hop_length
+
+    def reconstruct(clip: torch.Tensor) -> torch.Tensor:
+        wave = F.pad(clip, (0, tail + -(clip.numel() + tail) % model.config.hop_length))[None]
+        latents = model.encode(wave, SAMPLE_RATE) / model.config.latent_scaling_factor
+        log_magnitude, phase = head.log_magnitude_and_phase(model.decoder(latents)[0])
+        target = head.analyze(wave)
+        if keep == "magnitude":
+            phase = target.angle()
+        else:
+            log_magnitude = target.abs().clamp(min=1e-7).log()
+        return head.place(head.synthesize(head.polar(log_magnitude, phase)))[0, : clip.numel()]
+
+    return reconstruct
+
+
 def griffin_lim_reconstruction(n_fft: int, hop: int, iterations: int) -> Reconstruct:
     """Griffin-Lim from the clip's 50 Hz mel magnitudes (seeded random initial phase)."""
     mel = MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=GRIFFIN_LIM_MELS, power=1.0)
@@ -157,6 +177,14 @@ def main() -> None:
             tokenizer_reconstruction(warmup),
         ),
         "untrained": ("tokenizer, untrained", tokenizer_reconstruction(tiny.untrained_model().eval())),
+        "swap magnitude": (
+            "diagnostic: trained model's magnitudes + the input's phases",
+            spectra_swap_reconstruction(trained, "magnitude"),
+        ),
+        "swap phase": (
+            "diagnostic: the input's magnitudes + trained model's phases",
+            spectra_swap_reconstruction(trained, "phase"),
+        ),
     }
     for iterations in GRIFFIN_LIM_ITERATIONS:
         systems[f"Griffin-Lim {iterations}"] = (
@@ -177,7 +205,7 @@ def main() -> None:
                 output = reconstruct(clip)
                 per_clip.append(scores(clip, output, mel_distance))
                 wavfile.write(wav_dir / f"clip{i}-{label.replace(' ', '_')}.wav", SAMPLE_RATE, output.numpy())
-                if i == 0:
+                if i == 0 and not label.startswith("swap"):
                     first_outputs[label] = output
         means = {key: float(np.mean([s[key] for s in per_clip])) for key in per_clip[0]}
         rows.append(

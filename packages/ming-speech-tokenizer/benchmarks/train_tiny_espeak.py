@@ -1,4 +1,4 @@
-"""Train the tiny speech tokenizer on espeak-ng speech (about 30 CPU-minutes on one thread) and save it.
+"""Train the tiny speech tokenizer on espeak-ng speech (10–25 CPU-minutes on one thread) and save it.
 
 Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe v2 [--out D] [--run D]
 ``SpeechTokenizerModel.from_pretrained(DIR)`` then loads it (safetensors via ``save_pretrained``; its
@@ -14,11 +14,11 @@ Two recipes, each with its own default folder under ``~/.cache/ming/speech-token
 - ``v1`` (the default, ``tiny-espeak``: the checkpoint ming-tts-head's latents come from): the tiny preset, 2400
   reconstruction-only steps (mel + KL) then 60 with the discriminators, constant learning rate 1e-3.
 - ``v2`` (``tiny-espeak-v2``): the tiny frame layout at width 256 (2.8 M parameters; the same latent contract,
-  50 Hz × 64), 5400 reconstruction steps then 600 in which the discriminators step every second step (a step with
-  them costs about 10 reconstruction-only steps on this CPU), the generator's learning rate on a cosine from 1e-3
+  50 Hz × 64), 5400 reconstruction steps then 300 in which the discriminators step every second step (a step with
+  them costs about 11 reconstruction-only steps on this CPU), the generator's learning rate on a cosine from 1e-3
   to 1e-4, and besides the issue's mel (15) and KL (1e-4) terms the ISTFT head's log-magnitude (5) and
   magnitude-weighted phase (1) losses: with the mel loss alone the head's magnitudes stay far from the input's own
-  spectra and its phases disagree between overlapping frames, and the discriminators, the recipe's only other
+  spectra and its phases get no direct target, and the discriminators, the recipe's only other
   source of that information, cannot train long enough on a CPU.
 
 The checkpoint at the end of the warm-up is kept for comparison.
@@ -101,9 +101,9 @@ RECIPES = {
     ),
     "v2": TinyRecipe(
         folder="tiny-espeak-v2",
-        description="width 256, mel + KL + head log-magnitude + phase, cosine lr, 5400 + 600 adversarial steps",
+        description="width 256, mel + KL + head log-magnitude + phase, cosine lr, 5400 + 300 adversarial steps",
         warmup_steps=5400,
-        adversarial_steps=600,
+        adversarial_steps=300,
         checkpoint_every=600,
         # the first recipe's width-128 model reconstructed its training clips' spectra no better than held-out ones
         # (it underfits); width 256 costs 1.5× the step time
