@@ -41,17 +41,16 @@ from recognizer_data import train_set, training_names
 from safetensors.torch import load_file, save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast
 
 from ming_contextasr import (
-    ContextASRAudioConfig,
-    ContextASRAudioModel,
     ContextASRRecognizer,
     ContextASRRequest,
     ContextSample,
     ContextSampleOptions,
     build_context_samples,
     render_prompt,
+    small_recognizer,
 )
 
 DEFAULT_OUT = Path.home() / ".cache" / "ming" / "contextasr" / "recogniser-tiny"
@@ -98,28 +97,9 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
 
 
 def build_recognizer(seed: int, tokenizer: PreTrainedTokenizerFast) -> ContextASRRecognizer:
-    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a small Qwen2 over
+    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a 4-layer Qwen2 over
     ``tokenizer``."""
-    torch.manual_seed(seed)
-    audio_config = ContextASRAudioConfig.tiny()
-    audio_config.llm_hidden_size = WIDTH
-    language_model = Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=WIDTH,
-            intermediate_size=2 * WIDTH,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            tie_word_embeddings=True,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=None,
-        )
-    )
-    audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
-    return ContextASRRecognizer(ContextASRAudioModel(audio_config), language_model, tokenizer, audio_token_id)
+    return small_recognizer(tokenizer, AUDIO_TOKEN, width=WIDTH, num_layers=4, max_positions=1024, seed=seed)
 
 
 def epoch_samples(

@@ -6,7 +6,13 @@ import pytest
 import torch
 from transformers import ByT5Tokenizer, Qwen2Config, Qwen2ForCausalLM
 
-from ming_contextasr import ContextASRAudioConfig, ContextASRAudioModel, ContextASRRecognizer, ContextASRRequest
+from ming_contextasr import (
+    ContextASRAudioConfig,
+    ContextASRAudioModel,
+    ContextASRRecognizer,
+    ContextASRRequest,
+    small_recognizer,
+)
 from ming_contextasr.recognizer import _biasing_ids
 
 WIDTH = 32
@@ -142,3 +148,16 @@ def test_prompt_text_spelling_the_audio_token_stays_text():
     prompt_bytes = b"<extra_id_0>"
     row = inputs["input_ids"][0].tolist()
     assert any(row[i : i + len(prompt_bytes)] == [b + 3 for b in prompt_bytes] for i in range(len(row)))
+
+
+def test_small_recognizer_is_seeded_and_trainable():
+    tokenizer = ByT5Tokenizer()
+    first, again, other = (
+        small_recognizer(tokenizer, "<extra_id_0>", width=32, num_layers=1, seed=s) for s in (1, 1, 2)
+    )
+    assert all(torch.equal(p, q) for p, q in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
+    assert not torch.equal(first.language_model.lm_head.weight, other.language_model.lm_head.weight)
+    assert first.audio_token_id == tokenizer.convert_tokens_to_ids("<extra_id_0>")
+    loss = first(_requests()[:1], ["English\thi"]).loss
+    loss.backward()
+    assert first.audio_model.projector_linear.weight.grad.abs().sum() > 0

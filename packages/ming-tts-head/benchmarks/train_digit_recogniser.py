@@ -38,15 +38,14 @@ import torch
 from espeak_corpus import DIGITS, PITCH, SPEED, TOKENIZER_DIR, VOICE, WORDS_PER_SENTENCE, load_tokenizer, sentences
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast
 
 from ming_contextasr import (
-    ContextASRAudioConfig,
-    ContextASRAudioModel,
     ContextASRRecognizer,
     ContextASRRequest,
     score_corpus,
     score_utterance,
+    small_recognizer,
 )
 from ming_testdata import SAMPLE_RATE, speak
 
@@ -75,27 +74,7 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
 
 def build_recogniser(seed: int) -> ContextASRRecognizer:
     """A fresh recogniser: the tiny encoder preset projecting to ``WIDTH`` + a 2-layer Qwen2 over the words."""
-    torch.manual_seed(seed)
-    tokenizer = word_tokenizer()
-    audio_config = ContextASRAudioConfig.tiny()
-    audio_config.llm_hidden_size = WIDTH
-    language_model = Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=WIDTH,
-            intermediate_size=2 * WIDTH,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            tie_word_embeddings=True,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=None,
-        )
-    )
-    audio_token_id = tokenizer.convert_tokens_to_ids("<audio>")
-    return ContextASRRecognizer(ContextASRAudioModel(audio_config), language_model, tokenizer, audio_token_id)
+    return small_recognizer(word_tokenizer(), "<audio>", width=WIDTH, num_layers=2, max_positions=512, seed=seed)
 
 
 def training_sentences(count: int, seed: int, words: tuple[int, int] = WORDS_PER_SENTENCE) -> list[str]:

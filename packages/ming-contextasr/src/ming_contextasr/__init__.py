@@ -8,7 +8,8 @@
 - :class:`HotwordBiasingProcessor`, :class:`HotwordTrie`, :func:`hotword_token_ids`: Aho–Corasick hotword biasing
   for any transformers ``generate()``.
 - :class:`ContextASRRecognizer`: the audio model feeding any transformers causal LM, trained on the rendered
-  prompts and decoded with its ``generate()`` (optionally with hotword biasing).
+  prompts and decoded with its ``generate()`` (optionally with hotword biasing); :func:`small_recognizer` builds a
+  fresh one (tiny encoder + small Qwen2 decoder) for small experiments.
 - :func:`build_context_samples`: training samples with true entities mixed with distractors.
 - :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
 - :data:`ORIGINAL_AUDIO_ENCODER_NAMES`, :data:`ORIGINAL_AUDIO_PROJECTOR_NAMES`: the audio side's key names in the
@@ -42,7 +43,7 @@ from .prompt import (
     parse_transcription,
     render_prompt,
 )
-from .recognizer import ContextASRRecognizer
+from .recognizer import ContextASRRecognizer, small_recognizer
 
 __all__ = [
     "ORIGINAL_AUDIO_ENCODER_NAMES",
@@ -77,6 +78,7 @@ __all__ = [
     "render_prompt",
     "score_corpus",
     "score_utterance",
+    "small_recognizer",
 ]
 
 __version__ = "0.1.0"

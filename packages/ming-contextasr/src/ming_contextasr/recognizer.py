@@ -19,14 +19,22 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .biasing import HotwordBiasingProcessor, hotword_token_ids
-from .modeling import ContextASRAudioModel
+from .modeling import ContextASRAudioConfig, ContextASRAudioModel
 from .prompt import ContextASRRequest, PromptOptions, Transcription, parse_transcription, render_prompt
 
-__all__ = ["ContextASRRecognizer"]
+__all__ = ["ContextASRRecognizer", "small_recognizer"]
 
 _IGNORE = -100  # label of positions without loss (transformers' convention)
 _SUBDIRS = {"audio": "audio", "language_model": "language_model", "tokenizer": "tokenizer"}
@@ -221,3 +229,45 @@ class ContextASRRecognizer(nn.Module):
             settings["audio_token_id"],
             PromptOptions(**settings["prompt_options"]),
         ).eval()
+
+
+def small_recognizer(
+    tokenizer: Any,
+    audio_token: str,
+    *,
+    width: int = 128,
+    num_layers: int = 4,
+    max_positions: int = 1024,
+    seed: int = 0,
+) -> ContextASRRecognizer:
+    """A freshly initialised recogniser for small experiments: the tiny encoder preset projecting to ``width`` and a
+    Qwen2 decoder (4 heads, 2 KV heads, MLP ``2 × width``, tied embeddings) over ``tokenizer``.
+
+    Args:
+        tokenizer: the decoder's tokenizer (EOS and padding tokens required); its size sets the vocabulary.
+        audio_token: the tokenizer's token that marks audio slots.
+        width: decoder width, also the projector's output width.
+        num_layers: decoder layers.
+        max_positions: decoder position limit (prompt + audio + answer).
+        seed: ``torch.manual_seed`` before the weights are drawn.
+    """
+    torch.manual_seed(seed)
+    audio_config = ContextASRAudioConfig.tiny()
+    audio_config.llm_hidden_size = width
+    language_model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=max_positions,
+            tie_word_embeddings=True,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None,
+        )
+    )
+    audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
+    return ContextASRRecognizer(ContextASRAudioModel(audio_config), language_model, tokenizer, audio_token_id)
