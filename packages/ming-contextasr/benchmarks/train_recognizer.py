@@ -7,10 +7,10 @@ is built to make that copy learnable in a few CPU minutes:
 - tokenizer: a coarse byte-level BPE (512 tokens) learned from the training rows, in which whitespace, digits and
   punctuation are tokens of their own, so a name is the same pieces in the hotword list and in the answer (see
   :func:`build_tokenizer`); template words are single tokens, which also makes rows about half as long as bytes;
-- text-only warm-up (3 CPU minutes): the decoder alone on ``prompt + answer`` with every true name listed among as
+- text-only warm-up (7 CPU minutes): the decoder alone on ``prompt + answer`` with every true name listed among as
   many distractors, half of the samples also giving the transcript itself as preceding text (a copy drill): a
   small transformer learns to copy when much of its target can be copied;
-- audio training (14 CPU minutes): samples from :func:`build_context_samples` over espeak-ng speech whose sentences
+- audio training (11 CPU minutes): samples from :func:`build_context_samples` over espeak-ng speech whose sentences
   name made-up people, places and products (:mod:`recognizer_data`): the true names mixed with as many distractors
   (each name kept with probability 0.9, 5 % negative samples listing only distractors) and, in 15 % of the
   samples, no context at all, so the model learns to use a hotword list, to ignore what is not said and to work
@@ -18,7 +18,7 @@ is built to make that copy learnable in a few CPU minutes:
   ``English\\t<transcript>`` only.
 
 Each phase has its own learning-rate warm-up and cosine decay over its CPU-time budget, so the step count depends
-on the machine. Remake the cached checkpoint (17 CPU minutes of training on one thread after making the data; a run
+on the machine. Remake the cached checkpoint (18 CPU minutes of training on one thread after making the data; a run
 stops after 30 wall-clock minutes, and an interrupted or stopped run continues where it left off when rerun without
 ``--fresh``):
 
@@ -182,8 +182,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seeds", type=int, default=40, help="training lexicons (ming-testdata seeds 1…N)")
     parser.add_argument("--per-seed", type=int, default=100, help="utterances per training seed")
-    parser.add_argument("--text-minutes", type=float, default=3.0, help="text-only warm-up, CPU minutes")
-    parser.add_argument("--minutes", type=float, default=14.0, help="audio training, CPU minutes (data excluded)")
+    parser.add_argument("--text-minutes", type=float, default=7.0, help="text-only warm-up, CPU minutes")
+    parser.add_argument("--minutes", type=float, default=11.0, help="audio training, CPU minutes (data excluded)")
     parser.add_argument(
         "--wall-minutes", type=float, default=30.0, help="stop (resumably) after this long, data making included"
     )
