@@ -142,7 +142,7 @@ def test_prompt_text_spelling_the_audio_token_stays_text():
     """A hotword that literally reads like the audio placeholder token must not become an audio slot."""
     model = _recognizer()
     tricky = _requests(["<extra_id_0>"])[:1]
-    inputs = model._inputs(tricky, ["English\thi <extra_id_0>"])
+    inputs, _ = model._inputs(tricky, ["English\thi <extra_id_0>"])
     placeholders = int((inputs["input_ids"] == model.audio_token_id).sum())
     assert placeholders == int(model.audio_model([tricky[0].audio]).lengths[0])
     prompt_bytes = b"<extra_id_0>"

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from ming_contextasr import (
+    AudioCTCHead,
     ContextASRRecognizer,
     ContextASRRequest,
     score_corpus,
@@ -150,15 +151,11 @@ def main() -> None:
     model = build_recogniser(args.seed).train()
     parameters = sum(p.numel() for p in model.parameters())
     print(f"{parameters:,} parameters")
-    # Joint CTC-attention training (Watanabe et al. 2017): a CTC head over the audio embeddings (blank + ten words,
-    # dropped after training) pulls the encoder towards word-aligned features; with the decoder's loss alone the
-    # embeddings stayed dominated by one shared direction and the loss near its no-audio value for 3600 steps.
-    # The embeddings are unit vectors, so the head reads them at a fixed scale (CTC_SCALE), as a cosine classifier
-    # does: unscaled, its logits stay too flat for CTC to leave the all-blank plateau. The hook reads the embeddings
-    # the recogniser's forward computes.
-    ctc_head = torch.nn.Linear(WIDTH, 1 + len(DIGITS))
-    encoded: list = []
-    model.audio_model.register_forward_hook(lambda module, inputs, output: encoded.append(output))
+    # Joint CTC-attention training (Watanabe et al. 2017): ming-contextasr's AudioCTCHead over the audio embeddings
+    # (blank + ten words, dropped after training) pulls the encoder towards word-aligned features; with the decoder's
+    # loss alone the embeddings stayed dominated by one shared direction and the loss near its no-audio value for
+    # 3600 steps. The head reads the unit-length embeddings at a fixed scale (CTC_SCALE), as a cosine classifier does.
+    ctc_head = AudioCTCHead(WIDTH, 1 + len(DIGITS), scale=CTC_SCALE)
     word_index = {word: 1 + i for i, word in enumerate(DIGITS)}
     optimizer = torch.optim.AdamW([*model.parameters(), *ctc_head.parameters()], lr=args.lr, weight_decay=0.01)
     budget, used, step = 60 * args.minutes, 0.0, 0
@@ -174,16 +171,11 @@ def main() -> None:
         requests = [ContextASRRequest(audio=audios[i] * rng.uniform(0.3, 1.0)) for i in batch]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, used / budget, args.lr, args.warmup)
-        encoded.clear()
-        loss = lm_loss = model(requests, [texts[i] for i in batch]).loss
+        output = model(requests, [texts[i] for i in batch])
+        loss = lm_loss = output.loss
         ctc = torch.zeros(())
         if args.ctc_weight > 0:
-            audio = encoded[0]
-            targets = [torch.tensor([word_index[w] for w in texts[i].split()]) for i in batch]
-            log_probs = ctc_head(CTC_SCALE * audio.embeddings).log_softmax(-1).transpose(0, 1)
-            ctc = torch.nn.functional.ctc_loss(
-                log_probs, torch.cat(targets), audio.lengths, torch.tensor([len(t) for t in targets])
-            )
+            ctc = ctc_head.loss(output.audio, [[word_index[w] for w in texts[i].split()] for i in batch])
             loss = loss + args.ctc_weight * ctc
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -9,7 +9,8 @@
   for any transformers ``generate()``.
 - :class:`ContextASRRecognizer`: the audio model feeding any transformers causal LM, trained on the rendered
   prompts and decoded with its ``generate()`` (optionally with hotword biasing); :func:`small_recognizer` builds a
-  fresh one (tiny encoder + small Qwen2 decoder) for small experiments.
+  fresh one (tiny encoder + small Qwen2 decoder) for small experiments; :class:`AudioCTCHead` adds an auxiliary CTC
+  loss on the audio embeddings, which a recogniser trained from scratch needs to read its audio.
 - :func:`build_context_samples`: training samples with true entities mixed with distractors.
 - :func:`score_utterance`, :func:`score_corpus`, :func:`normalize_text`: ContextASR-Bench WER, NE-WER and NE-FNR.
 - :data:`ORIGINAL_AUDIO_ENCODER_NAMES`, :data:`ORIGINAL_AUDIO_PROJECTOR_NAMES`: the audio side's key names in the
@@ -18,6 +19,7 @@
 
 from .biasing import HotwordBiasingProcessor, HotwordTrie, hotword_token_ids
 from .configuration import ContextASRAudioConfig
+from .ctc import AudioCTCHead
 from .data import ContextSample, ContextSampleOptions, TaggedUtterance, build_context_samples
 from .metrics import (
     CorpusScore,
@@ -43,12 +45,13 @@ from .prompt import (
     parse_transcription,
     render_prompt,
 )
-from .recognizer import ContextASRRecognizer, small_recognizer
+from .recognizer import ContextASRRecognizer, RecognizerOutput, small_recognizer
 
 __all__ = [
     "ORIGINAL_AUDIO_ENCODER_NAMES",
     "ORIGINAL_AUDIO_PROJECTOR_NAMES",
     "SAMPLE_RATE",
+    "AudioCTCHead",
     "AudioEncoderOutput",
     "ContextASRAudioConfig",
     "ContextASRAudioModel",
@@ -62,6 +65,7 @@ __all__ = [
     "HotwordTrie",
     "PromptFields",
     "PromptOptions",
+    "RecognizerOutput",
     "RenderedPrompt",
     "TaggedUtterance",
     "Transcription",

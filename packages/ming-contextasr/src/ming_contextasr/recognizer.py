@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,10 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .biasing import HotwordBiasingProcessor, hotword_token_ids
-from .modeling import ContextASRAudioConfig, ContextASRAudioModel
+from .modeling import AudioEncoderOutput, ContextASRAudioConfig, ContextASRAudioModel
 from .prompt import ContextASRRequest, PromptOptions, Transcription, parse_transcription, render_prompt
 
-__all__ = ["ContextASRRecognizer", "small_recognizer"]
+__all__ = ["ContextASRRecognizer", "RecognizerOutput", "small_recognizer"]
 
 _IGNORE = -100  # label of positions without loss (transformers' convention)
 _SUBDIRS = {"audio": "audio", "language_model": "language_model", "tokenizer": "tokenizer"}
@@ -53,6 +54,14 @@ def _biasing_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]]:
         for word in ids
         if not any(len(other) < len(word) and word[len(word) - len(other) :] == other for other in ids)
     ]
+
+
+@dataclass
+class RecognizerOutput(CausalLMOutputWithPast):
+    """The LM's teacher-forced output plus ``audio``, the audio model's output for the batch (e.g. for an auxiliary
+    :class:`AudioCTCHead` loss)."""
+
+    audio: AudioEncoderOutput | None = None
 
 
 class _RowBiasing(LogitsProcessor):
@@ -116,9 +125,11 @@ class ContextASRRecognizer(nn.Module):
     def _prompt_ids(self, request: ContextASRRequest) -> list[int]:
         return self._text_ids(render_prompt(request, self.prompt_options).text + "\n")
 
-    def _inputs(self, requests: Sequence[ContextASRRequest], answers: Sequence[str] | None) -> dict[str, torch.Tensor]:
+    def _inputs(
+        self, requests: Sequence[ContextASRRequest], answers: Sequence[str] | None
+    ) -> tuple[dict[str, torch.Tensor], AudioEncoderOutput]:
         """Input ids, embeddings, attention mask (and labels with ``answers``): right-padded for training,
-        left-padded for generation."""
+        left-padded for generation; and the audio model's output."""
         audio = self.audio_model([r.audio for r in requests])
         rows, labels = [], []
         for i, request in enumerate(requests):
@@ -145,10 +156,11 @@ class ContextASRRecognizer(nn.Module):
         inputs = {"input_ids": ids, "inputs_embeds": embeds, "attention_mask": mask}
         if answers is not None:
             inputs["labels"] = torch.tensor([pad(row, _IGNORE) for row in labels], device=device)
-        return inputs
+        return inputs, audio
 
-    def forward(self, requests: Sequence[ContextASRRequest], answers: Sequence[str]) -> CausalLMOutputWithPast:
-        """Teacher-forced LM output; ``loss`` is the mean cross-entropy over answer and EOS tokens.
+    def forward(self, requests: Sequence[ContextASRRequest], answers: Sequence[str]) -> RecognizerOutput:
+        """Teacher-forced LM output; ``loss`` is the mean cross-entropy over answer and EOS tokens, ``audio`` the
+        audio model's output.
 
         Args:
             requests: the inputs (audio and context).
@@ -156,9 +168,9 @@ class ContextASRRecognizer(nn.Module):
         """
         if len(answers) != len(requests):
             raise ValueError(f"{len(requests)} requests but {len(answers)} answers")
-        inputs = self._inputs(requests, answers)
+        inputs, audio = self._inputs(requests, answers)
         del inputs["input_ids"]
-        return self.language_model(**inputs)
+        return RecognizerOutput(**self.language_model(**inputs), audio=audio)
 
     @torch.no_grad()
     def transcribe(
@@ -194,7 +206,7 @@ class ContextASRRecognizer(nn.Module):
                 rows = [HotwordBiasingProcessor(_biasing_ids(self.tokenizer, w), bonus) if w else None for w in words]
                 if any(rows):
                     processors.append(_RowBiasing(rows))
-            inputs = self._inputs(group, None)
+            inputs, _ = self._inputs(group, None)
             output = self.language_model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
