@@ -1,15 +1,15 @@
 """Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
 
-Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|v2] [--checkpoint DIR]
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|v2|v3] [--checkpoint DIR]
 Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
 recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet), the
 untrained initialisation and Griffin-Lim on the held-out clips (voices and sentences absent from training):
 multi-scale mel distance (the training loss's distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq),
 means over the clips. Griffin-Lim, run in the same call, inverts a 50 Hz mel spectrogram of the clip with as many
 numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through torchaudio's ``InverseMelScale`` and
-``GriffinLim``. Writes results/quality.json (``v1``; ``quality_v2.json`` for ``v2``), the spectrogram figure
-docs/figures/speech_tokenizer_quality[_v2].png, the training-curve figure
-docs/figures/speech_tokenizer_training[_v2].png, and the WAVs of every system next to the checkpoint
+``GriffinLim``. Writes results/quality.json (``v1``; ``quality_<recipe>.json`` for the others), the spectrogram figure
+docs/figures/speech_tokenizer_quality[_v2|_v3].png, the training-curve figure
+docs/figures/speech_tokenizer_training[_v2|_v3].png, and the WAVs of every system next to the checkpoint
 (``<DIR>-eval/``, outside git).
 """
 
@@ -242,7 +242,7 @@ def main() -> None:
         "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
         "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
         f"Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe {args.recipe}` "
-        f"({tiny.description}; 160 clips, 8 voices).",
+        f"({tiny.description}; {tiny.train_speech.n} clips, {len(tiny.train_speech.voice_list())} voices).",
     )
     print(f"figures under {FIGURES}, audio under {wav_dir}")
 

@@ -41,6 +41,28 @@ def test_encoder_is_causal_appending_audio_keeps_earlier_latents(tiny_model, spe
     assert not torch.allclose(changed[:, 40:], full[:, 40:], atol=1e-3)  # what comes later does change
 
 
+def test_the_log_spectrum_encoder_input_is_causal_exact_in_chunks_and_blind_to_the_sign(speech, tmp_path):
+    torch.manual_seed(0)
+    model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(encoder_log_spectrum=True)).eval()
+    wave = speech[0][: 100 * 320]
+    full = model.encode(wave, 16_000)
+    assert full.shape == (1, 100, 64)
+    torch.testing.assert_close(model.encode(wave[: 40 * 320], 16_000), full[:, :40], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        one_pass, _ = model.encoder(wave[None])
+    torch.testing.assert_close(model.encode(wave, 16_000, chunk_frames=7), one_pass.mean, rtol=1e-4, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    torch.testing.assert_close(
+        SpeechTokenizerModel.from_pretrained(tmp_path).encode(wave, 16_000), full, rtol=0, atol=0
+    )
+    assert not torch.allclose(model.encode(-wave, 16_000), full, atol=1e-3)  # the waveform convolution sees the sign
+    with torch.no_grad():
+        model.encoder.conv.weight.zero_()
+    # what is left, the log-magnitude spectrum, does not
+    torch.testing.assert_close(model.encode(-wave, 16_000), model.encode(wave, 16_000), rtol=0, atol=1e-6)
+    assert SpeechTokenizerModel(SpeechTokenizerConfig.tiny()).encoder.spectrum is None  # off by default
+
+
 def test_decoder_is_causal_with_three_frames_of_latency(tiny_model):
     latents = torch.randn(1, 30, 64)
     other = latents.clone()

@@ -56,6 +56,10 @@ class SpeechTokenizerConfig(PreTrainedConfig):
         discriminator_periods: periods of the multi-period discriminator.
         discriminator_stft_resolutions: ``[n_fft, hop]`` of each multi-resolution STFT discriminator.
         discriminator_channels: base width of the discriminators.
+        encoder_log_spectrum: besides the convolution on the waveform, feed the encoder the log-magnitude spectrum
+            of the same ``n_fft`` samples (Hann window, through a linear layer, added): a phase-invariant view
+            of the pitch harmonics and formants that a small encoder trained briefly does not learn from the
+            waveform alone for voices it has not heard (off in ``flash()``).
     """
 
     model_type = "ming_speech_tokenizer"
@@ -77,6 +81,7 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     discriminator_periods: list[int] | tuple[int, ...] = (2, 3, 5, 7, 11)
     discriminator_stft_resolutions: list[list[int]] | tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64))
     discriminator_channels: int = 32
+    encoder_log_spectrum: bool = False
 
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)
