@@ -33,6 +33,7 @@ from transformers.models.bailing_hybrid.configuration_bailing_hybrid import Bail
 from transformers.models.bailing_hybrid.modeling_bailing_hybrid import BailingHybridMoE
 
 from ming_moe import BailingMoeV2Config, SparseMoeBlock
+from ming_moe.experts import fused_loop_plan
 
 PEER, OURS = "transformers", "ming_moe"
 IMPLEMENTATIONS = {
@@ -231,6 +232,8 @@ def main() -> None:
         default=2.0,
         help="skip batched_mm where its per-slot copies of the expert weights would exceed this many GB",
     )
+    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES), help="for quick checks")
+    parser.add_argument("--tokens", nargs="+", type=int, default=list(TOKENS), help="for quick checks")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "moe_block.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -238,12 +241,17 @@ def main() -> None:
 
     rows, notes, verdicts, no_batched, spreads, slow = [], [], [], [], [], []
     too_slow: set[tuple] = set()
-    for shape, config in SHAPES.items():
+    plans = []
+    for shape in args.shapes:
+        config = SHAPES[shape]
         ours, peer = make_blocks(config, args.seed)
         worst = check_agreement(ours, peer, config.hidden_size, args.seed)
         notes.append(f"{shape}: every implementation of both blocks is within {worst:.1e} of transformers' eager.")
         routed_flops, flops = forward_flops(config)
-        for n_tokens in TOKENS:
+        for n_tokens in args.tokens:
+            sizes = (config.num_experts, config.hidden_size, config.moe_intermediate_size)
+            plan = fused_loop_plan(n_tokens, config.num_experts_per_tok, *sizes)
+            plans.append(f"{shape}, {n_tokens} tokens: {plan}")
             x = torch.randn(1, n_tokens, config.hidden_size, generator=torch.Generator().manual_seed(args.seed))
             slot_gb = 3 * config.hidden_size * config.moe_intermediate_size * 4 / 1e9
             batched_gb = n_tokens * config.num_experts_per_tok * slot_gb
@@ -286,7 +294,8 @@ def main() -> None:
     columns += ["forward vs peer best", "fwd+bwd vs peer best"]
     notes += [
         f"Blocks: {OURS} SparseMoeBlock (one router) and transformers {transformers.__version__} BailingHybridMoE.",
-        "fused_loop is ming_moe's experts implementation (registered in transformers' ExpertsInterface).",
+        "fused_loop is ming_moe's experts implementation (registered in transformers' ExpertsInterface), here run as: "
+        f"{'; '.join(plans)}.",
         "batched_mm copies the expert weights of every (token, expert) slot and is not run where they exceed "
         f"{args.batched_mm_max_gb:g} GB: {'; '.join(no_batched)}.",
         f"Timed once (a call over {args.max_call_s:g} s) and not run at more tokens: {'; '.join(slow) or 'none'}; "

@@ -1,10 +1,27 @@
 """The MoE block: per-modality routing, experts implementations, auxiliary loss and load counts."""
 
+import threading
+
 import pytest
 import torch
 
 from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, SparseMoeBlock
+from ming_moe import experts as experts_module
 from ming_moe.experts import _CHUNK_SLOTS
+
+FUSED_LOOP_PATHS = (
+    "every expert on every token",
+    "loop on 1 lane",
+    "loop on 2 lanes",
+    "loop on 3 lanes",
+)
+
+
+def _force_fused_loop_path(monkeypatch, path: str) -> None:
+    """Make fused_loop take ``path`` (a :func:`ming_moe.experts.fused_loop_plan` answer) whatever the size."""
+    monkeypatch.setattr(experts_module, "fused_loop_plan", lambda *sizes: path)
+    lanes = int(path.split()[2]) if path.startswith("loop") else 1
+    monkeypatch.setattr(experts_module, "_lane_count", lambda flops: lanes)
 
 
 def _block(config=None, seed=0) -> SparseMoeBlock:
@@ -39,8 +56,13 @@ def test_single_router_model_is_the_same_model_with_one_modality():
     torch.testing.assert_close(three(x, None)[0], one(x, torch.ones_like(text_only))[0])
 
 
-@pytest.mark.parametrize("implementation", ["batched_mm", "grouped_mm", "fused_loop"])
-def test_experts_implementations_agree_with_eager_forward_and_backward(implementation):
+@pytest.mark.parametrize(
+    "implementation", ["batched_mm", "grouped_mm", *(f"fused_loop: {path}" for path in FUSED_LOOP_PATHS)]
+)
+def test_experts_implementations_agree_with_eager_forward_and_backward(implementation, monkeypatch):
+    if implementation.startswith("fused_loop"):
+        _force_fused_loop_path(monkeypatch, implementation.split(": ")[1])
+        implementation = "fused_loop"
     torch.manual_seed(0)
     config = BailingMoeV2Config.tiny()
     model = BailingMoeV2ForCausalLM(config)
@@ -59,7 +81,9 @@ def test_experts_implementations_agree_with_eager_forward_and_backward(implement
         torch.testing.assert_close(results[implementation][1][name], grad, atol=1e-5, rtol=1e-5, msg=name)
 
 
-def test_fused_loop_agrees_with_eager_over_several_chunks_and_an_idle_expert():
+@pytest.mark.parametrize("path", FUSED_LOOP_PATHS)
+def test_fused_loop_agrees_with_eager_over_several_chunks_and_an_idle_expert(path, monkeypatch):
+    _force_fused_loop_path(monkeypatch, path)
     block = _block().train()
     with torch.no_grad():
         for router in block.routers:
@@ -104,8 +128,9 @@ def test_aux_loss_is_one_when_routing_is_perfectly_balanced():
     n, e, k = 64, block.num_experts, block.top_k
     scores = torch.full((n, e), 0.5)  # equal scores: P_e = 1/E
     indices = (torch.arange(n)[:, None] * k + torch.arange(k)) % e  # every expert gets n·k/E slots
-    loss = block._aux_loss(scores, indices, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
-    torch.testing.assert_close(loss, torch.tensor(1.0))
+    for group in (None, torch.zeros(n, dtype=torch.long)):  # one router / a router per token
+        loss = block._aux_loss(scores, block._slot_counts(indices, group), group)
+        torch.testing.assert_close(loss, torch.tensor(1.0))
 
 
 def test_loads_count_real_tokens_per_router():
@@ -119,3 +144,25 @@ def test_loads_count_real_tokens_per_router():
     block.eval()
     block(x, router_index, token_mask)
     assert block.expert_load.sum().item() == 17 * block.top_k  # not counted outside training
+
+
+def test_fused_loop_lanes_run_at_once_on_single_threaded_workers(monkeypatch):
+    _force_fused_loop_path(monkeypatch, "loop on 2 lanes")
+    seen, both_started = [], threading.Barrier(2, timeout=30)
+    forward_lane = experts_module._forward_lane
+
+    def recording_lane(*arguments):
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        both_started.wait()  # fails unless the two lanes run concurrently
+        forward_lane(*arguments)
+
+    monkeypatch.setattr(experts_module, "_forward_lane", recording_lane)
+    block = _block().eval()
+    block.experts.config._experts_implementation = "fused_loop"
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        block(torch.randn(1, 64, 64))
+    assert len({ident for ident, _ in seen}) == 2
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+    assert [count for _, count in seen] == [1, 1]
+    assert torch.get_num_threads() == threads  # the caller's own count is untouched

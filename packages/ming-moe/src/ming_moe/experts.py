@@ -4,11 +4,18 @@
 transformers dispatches :class:`MoeExperts.forward` to its own batched/grouped implementations; we write the eager
 loop and ``"fused_loop"``, registered in transformers' ``ExpertsInterface`` (so any model's
 ``set_experts_implementation("fused_loop")`` accepts it): a loop over cache-sized chunks of experts with a
-hand-written backward. On CPU it is the fastest at thousands of tokens, where grouped_mm's ``(tokens × top_k,
-hidden)`` temporaries cost most (``benchmarks/bench_moe_block.py``); at a few hundred it is on par with grouped_mm.
+hand-written backward, run on one single-threaded lane per intra-op thread, or, for a few tokens or tiny experts,
+every expert on every token in two GEMMs. On CPU it beats grouped_mm, whose per-expert GEMMs split over all threads
+and whose ``(tokens × top_k, hidden)`` temporaries cost most at thousands of tokens
+(``benchmarks/bench_moe_block.py``).
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -73,9 +80,21 @@ class DenseMLP(nn.Module):
 _CHUNK_SLOTS = 1024
 """(token, expert) slots per chunk of :class:`_FusedLoopExperts`: a chunk's activations stay in cache between steps."""
 
+_LANE_MIN_FLOPS = 2e7
+"""Forward FLOPs of the routed experts from which :class:`_FusedLoopExperts` splits the experts over lanes."""
 
-def _chunks(counts: list[int]) -> list[tuple[list[int], list[int], int, int]]:
-    """Experts with slots, in runs of about ``_CHUNK_SLOTS`` sorted slots: ``(experts, their counts, start, end)``."""
+_ALL_EXPERTS_WASTE_PER_EXPERT = 2e6
+_ALL_EXPERTS_MAX_FLOPS_PER_TOKEN = 1e6
+"""``fused_loop`` runs every expert on every token while the FLOPs this wastes stay below the first figure per
+expert that can have tokens (few tokens), or when that costs at most the second per token (tiny experts, whose
+small GEMMs run far below the rate of two wide ones): there the loop's per-expert calls cost more."""
+
+Chunk = tuple[list[int], list[int], int, int]
+"""Consecutive experts with slots, their slot counts, and their ``[start, end)`` range of the sorted slots."""
+
+
+def _chunks(counts: list[int], slots: int) -> list[Chunk]:
+    """The experts with slots, in chunks of consecutive experts of about ``slots`` sorted slots each."""
     chunks, experts, sizes, start, end = [], [], [], 0, 0
     for expert, count in enumerate(counts):
         if count == 0:
@@ -83,7 +102,7 @@ def _chunks(counts: list[int]) -> list[tuple[list[int], list[int], int, int]]:
         experts.append(expert)
         sizes.append(count)
         end += count
-        if end - start >= _CHUNK_SLOTS:
+        if end - start >= slots:
             chunks.append((experts, sizes, start, end))
             experts, sizes, start = [], [], end
     if experts:
@@ -91,30 +110,56 @@ def _chunks(counts: list[int]) -> list[tuple[list[int], list[int], int, int]]:
     return chunks
 
 
-class _FusedLoopExperts(torch.autograd.Function):
-    """Gated experts ``down(act(gate) · up) · weight`` per (token, expert) slot, summed per token.
+def _lane_count(flops: float) -> int:
+    """Lanes for routed experts of ``flops`` forward FLOPs: the calling thread's intra-op threads, 1 for little work."""
+    return torch.get_num_threads() if flops >= _LANE_MIN_FLOPS else 1
 
-    Slots are sorted by expert and taken in chunks of consecutive experts: a chunk gathers its rows, runs each
-    expert's GEMMs on its slice, applies the activation and the routing weights to the whole chunk at once and
-    scatter-adds into the output. Nothing of size ``(tokens × top_k, hidden)`` is built (grouped_mm builds several),
-    the per-expert work is the GEMMs alone, and the backward, written by hand, loops the same way: autograd through
-    the eager loop zero-fills a full-size gradient per expert instead. Only the activation is recomputed.
+
+class _LanePool:
+    """``lanes`` worker threads that run ATen ops on one intra-op thread each.
+
+    ATen ops release the GIL, so the lanes' single-threaded GEMMs keep ``lanes`` cores busy at once; an expert's
+    GEMM of a few dozen rows split over several intra-op threads runs at about half a core's GEMM rate instead.
     """
 
-    @staticmethod
-    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn):
-        num_experts, intermediate, top_k = down_proj.shape[0], down_proj.shape[2], top_k_index.shape[-1]
-        flat_experts = top_k_index.reshape(-1)
-        order = torch.argsort(flat_experts, stable=True)
-        tokens = order // top_k
-        weights = top_k_weights.reshape(-1)[order, None]
-        counts = torch.bincount(flat_experts, minlength=num_experts).tolist()
-        chunks = _chunks(counts)
-        most = max((end - start for _, _, start, end in chunks), default=0)
-        rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
-        inner_buffer = hidden_states.new_empty(most, intermediate)
-        gate_up = hidden_states.new_empty(order.shape[0], 2 * intermediate)  # kept for backward
-        output = torch.zeros_like(hidden_states)
+    _pools: ClassVar[dict[int, _LanePool]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, lanes: int) -> None:
+        self._executor = ThreadPoolExecutor(lanes, thread_name_prefix="ming-moe-lane")
+        started = threading.Barrier(lanes)  # one task per thread: each thread sets its own count
+
+        def one_thread() -> None:
+            torch.set_num_threads(1)
+            started.wait()
+
+        for future in [self._executor.submit(one_thread) for _ in range(lanes)]:
+            future.result()
+        # set_num_threads also set the default of threads started later to 1; restore it (this thread keeps its own)
+        torch.set_num_threads(torch.get_num_threads())
+
+    @classmethod
+    def run(cls, function: Callable[..., None], lanes: list[tuple]) -> None:
+        """``function(*arguments)`` for each lane's arguments, on the lanes at once (inline for a single lane)."""
+        if len(lanes) == 1:
+            function(*lanes[0])
+            return
+        with cls._lock:
+            pool = cls._pools.get(len(lanes))
+            if pool is None:
+                pool = cls._pools[len(lanes)] = cls(len(lanes))
+        for future in [pool._executor.submit(function, *arguments) for arguments in lanes]:
+            future.result()
+
+
+def _forward_lane(
+    chunks, most, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, output
+) -> None:
+    """The forward of the chunks this lane takes from the shared iterator ``chunks`` (at most ``most`` slots each;
+    see :class:`_FusedLoopExperts`), summed into ``output``."""
+    rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
+    inner_buffer = hidden_states.new_empty(most, down_proj.shape[2])
+    with torch.no_grad():  # lanes on worker threads start with grad mode on
         for experts, sizes, start, end in chunks:
             rows = tokens[start:end]
             x = torch.index_select(hidden_states, 0, rows, out=rows_buffer[: end - start])
@@ -126,33 +171,26 @@ class _FusedLoopExperts(torch.autograd.Function):
             for expert, inner_e, out_e in zip(experts, inner.split(sizes), x.split(sizes), strict=True):
                 torch.mm(inner_e, down_proj[expert].T, out=out_e)  # the gathered rows are used up
             output.index_add_(0, rows, x.mul_(weights[start:end]))
-        ctx.save_for_backward(hidden_states, gate_up_proj, down_proj, order, gate_up, weights)
-        ctx.counts, ctx.chunks, ctx.top_k, ctx.act_fn = counts, chunks, top_k, act_fn
-        return output
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        hidden_states, gate_up_proj, down_proj, order, gate_up, weights = ctx.saved_tensors
-        intermediate, tokens = down_proj.shape[2], order // ctx.top_k
-        most = max((end - start for _, _, start, end in ctx.chunks), default=0)
-        rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
-        inner_buffer = hidden_states.new_empty(most, intermediate)
-        grad_inner_buffer = hidden_states.new_empty(most, intermediate)
-        grad_projected_buffer = hidden_states.new_empty(most, 2 * intermediate)
-        grad_hidden = torch.zeros_like(hidden_states)
-        grad_weights = torch.zeros_like(weights)
-        # every expert with slots writes its whole gradient slice; only the idle ones need zeros
-        grad_gate_up = torch.empty_like(gate_up_proj)
-        grad_down = torch.empty_like(down_proj)
-        idle = [expert for expert, count in enumerate(ctx.counts) if count == 0]
-        grad_gate_up[idle] = 0
-        grad_down[idle] = 0
-        for experts, sizes, start, end in ctx.chunks:
+
+def _backward_lane(
+    chunks, most, grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, grads
+) -> None:
+    """The backward of the chunks this lane takes from ``chunks``: writes their experts' slices of the weight and
+    routing-weight gradients in ``grads`` and sums the input gradient into ``grads[0]``."""
+    grad_hidden, grad_weights, grad_gate_up, grad_down = grads
+    intermediate = down_proj.shape[2]
+    rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
+    inner_buffer = hidden_states.new_empty(most, intermediate)
+    grad_inner_buffer = hidden_states.new_empty(most, intermediate)
+    grad_projected_buffer = hidden_states.new_empty(most, 2 * intermediate)
+    with torch.no_grad():
+        for experts, sizes, start, end in chunks:
             rows, weight, n = tokens[start:end], weights[start:end], end - start
             gate, up = gate_up[start:end].chunk(2, dim=-1)
             with torch.enable_grad():
                 gate = gate.detach().requires_grad_()
-                activated = ctx.act_fn(gate)
+                activated = act_fn(gate)
             inner = torch.mul(activated.detach(), up, out=inner_buffer[:n])
             grad_out = torch.index_select(grad_output, 0, rows, out=rows_buffer[:n])
             grad_inner = grad_inner_buffer[:n]  # before the routing weight
@@ -172,22 +210,122 @@ class _FusedLoopExperts(torch.autograd.Function):
                 torch.mm(grad_e.T, x_e, out=grad_gate_up[expert])
                 torch.mm(grad_e, gate_up_proj[expert], out=x_e)  # x_e is used up: it takes the input gradient
             grad_hidden.index_add_(0, rows, x)
+
+
+class _FusedLoopExperts(torch.autograd.Function):
+    """Gated experts ``down(act(gate) · up) · weight`` per (token, expert) slot, summed per token.
+
+    Slots are sorted by expert and taken in chunks of consecutive experts: a chunk gathers its rows, runs each
+    expert's GEMMs on its slice, applies the activation and the routing weights to the whole chunk at once and
+    scatter-adds into the output. Nothing of size ``(tokens × top_k, hidden)`` is built (grouped_mm builds several),
+    the per-expert work is the GEMMs alone, and the backward, written by hand, loops the same way: autograd through
+    the eager loop zero-fills a full-size gradient per expert instead. Only the activation is recomputed.
+
+    With enough work, one lane per intra-op thread of the caller runs on :class:`_LanePool`'s single-threaded
+    workers; the lanes take the next chunk as they finish one (so a lane slowed by other work on its core takes
+    fewer; chunks are smaller then, about 8 per lane) and each sums into its own output, added at the end: the
+    result varies with the split only in rounding. The weight gradients of different experts do not overlap.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn):
+        num_experts, hidden, intermediate = down_proj.shape
+        top_k = top_k_index.shape[-1]
+        flat_experts = top_k_index.reshape(-1)
+        order = torch.sort(flat_experts).indices  # any order within an expert: unstable is faster
+        tokens = order // top_k
+        weights = top_k_weights.reshape(-1)[order, None]
+        counts = torch.bincount(flat_experts, minlength=num_experts).tolist()
+        lanes = _lane_count(6 * order.shape[0] * hidden * intermediate)
+        chunks = _chunks(counts, _CHUNK_SLOTS if lanes == 1 else min(_CHUNK_SLOTS, order.shape[0] // (8 * lanes)))
+        lanes = max(min(lanes, len(chunks)), 1)
+        most = max((end - start for _, _, start, end in chunks), default=0)
+        gate_up = hidden_states.new_empty(order.shape[0], 2 * intermediate)  # kept for backward
+        outputs = [torch.zeros_like(hidden_states) for _ in range(lanes)]
+        pending = iter(chunks)  # the lanes share it: next() on a list iterator holds the GIL
+        common = (pending, most, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up)
+        _LanePool.run(_forward_lane, [(*common, out) for out in outputs])
+        output = outputs[0]
+        for other in outputs[1:]:
+            output += other
+        ctx.save_for_backward(hidden_states, gate_up_proj, down_proj, order, gate_up, weights)
+        ctx.counts, ctx.chunks, ctx.most, ctx.lanes, ctx.top_k, ctx.act_fn = counts, chunks, most, lanes, top_k, act_fn
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        hidden_states, gate_up_proj, down_proj, order, gate_up, weights = ctx.saved_tensors
+        tokens = order // ctx.top_k
+        grad_weights = torch.zeros_like(weights)
+        # every expert with slots writes its whole gradient slice; only the idle ones need zeros
+        grad_gate_up = torch.empty_like(gate_up_proj)
+        grad_down = torch.empty_like(down_proj)
+        idle = [expert for expert, count in enumerate(ctx.counts) if count == 0]
+        grad_gate_up[idle] = 0
+        grad_down[idle] = 0
+        grad_hidden = [torch.zeros_like(hidden_states) for _ in range(ctx.lanes)]
+        common = (iter(ctx.chunks), ctx.most, grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj)
+        common += (ctx.act_fn, gate_up)
+        _LanePool.run(
+            _backward_lane, [(*common, (grad, grad_weights, grad_gate_up, grad_down)) for grad in grad_hidden]
+        )
+        for other in grad_hidden[1:]:
+            grad_hidden[0] += other
         grad_top_k_weights = torch.empty_like(grad_weights).index_copy_(0, order, grad_weights)
-        return grad_hidden, grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None
+        return grad_hidden[0], grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None
+
+
+def _all_experts(
+    hidden_states: torch.Tensor,
+    top_k_index: torch.Tensor,
+    top_k_weights: torch.Tensor,
+    gate_up_proj: torch.Tensor,
+    down_proj: torch.Tensor,
+    act_fn: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Every expert on every token, weighted by its routing weight (zero where not chosen): one GEMM for all
+    experts' gate/up projections, one for their down projections, plain autograd."""
+    n_tokens = hidden_states.shape[0]
+    num_experts, hidden, intermediate = down_proj.shape
+    projected = nn.functional.linear(hidden_states, gate_up_proj.reshape(-1, hidden))
+    gate, up = projected.view(n_tokens, num_experts, 2 * intermediate).chunk(2, dim=-1)
+    routing = top_k_weights.new_zeros(n_tokens, num_experts).scatter(1, top_k_index, top_k_weights)
+    inner = act_fn(gate) * up * routing.unsqueeze(-1)
+    return inner.view(n_tokens, -1) @ down_proj.transpose(1, 2).reshape(-1, hidden)
 
 
 def fused_loop_experts_forward(
     self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
 ) -> torch.Tensor:
-    """The ``"fused_loop"`` experts implementation (concatenated gate/up weights, no bias, not transposed)."""
+    """The ``"fused_loop"`` experts implementation (concatenated gate/up weights, no bias, not transposed).
+
+    Where the cost is per call rather than per FLOP (few tokens, or tiny experts), every expert runs on every token
+    in two GEMMs (:func:`_all_experts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan` picks.
+    """
     plain = self.has_gate and self.is_concatenated and not (self.has_bias or self.is_transposed)
     if not plain or self.has_post_expert_norm or self._is_expert_parallel:
         raise NotImplementedError(
             "fused_loop supports gated experts with concatenated, untransposed weights, without expert parallelism"
         )
-    return _FusedLoopExperts.apply(
-        hidden_states, top_k_weights, self.gate_up_proj, self.down_proj, top_k_index, self.act_fn
-    )
+    plan = fused_loop_plan(*top_k_index.shape, *self.down_proj.shape)
+    weights = (self.gate_up_proj, self.down_proj)
+    if plan == ALL_EXPERTS:
+        return _all_experts(hidden_states, top_k_index, top_k_weights, *weights, self.act_fn)
+    return _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, top_k_index, self.act_fn)
+
+
+ALL_EXPERTS = "every expert on every token"
+
+
+def fused_loop_plan(n_tokens: int, top_k: int, num_experts: int, hidden: int, intermediate: int) -> str:
+    """How ``fused_loop`` runs ``n_tokens`` tokens: :data:`ALL_EXPERTS` or ``"loop on N lanes"``."""
+    slots, expert_flops = n_tokens * top_k, 6 * hidden * intermediate
+    if num_experts * expert_flops <= _ALL_EXPERTS_MAX_FLOPS_PER_TOKEN:
+        return ALL_EXPERTS
+    if n_tokens * (num_experts - top_k) * expert_flops <= _ALL_EXPERTS_WASTE_PER_EXPERT * min(num_experts, slots):
+        return ALL_EXPERTS
+    lanes = _lane_count(slots * expert_flops)
+    return f"loop on {lanes} lane{'s' * (lanes > 1)}"
 
 
 ExpertsInterface.register("fused_loop", fused_loop_experts_forward)

@@ -97,27 +97,36 @@ class SparseMoeBlock(nn.Module):
 
         aux_loss = scores.new_zeros(())
         if self.training:
-            routers = torch.zeros_like(indices[:, 0]) if flat_router is None else flat_router
-            real = torch.ones_like(routers, dtype=torch.bool) if token_mask is None else token_mask.reshape(-1)
-            aux_loss = self._aux_loss(scores, indices, routers, real)
+            # padding is counted for an extra router that is then dropped
+            group = flat_router
+            if token_mask is not None:
+                real = token_mask.reshape(-1)
+                group = torch.zeros_like(real, dtype=torch.long) if group is None else group
+                group = group.masked_fill(~real, len(self.router_names))
             with torch.no_grad():
-                slots = (routers[:, None] * self.num_experts + indices)[real].reshape(-1)
-                counts = torch.bincount(slots, minlength=self.expert_load.numel())
-                self.expert_load += counts.view_as(self.expert_load).to(self.expert_load.dtype)
+                counts = self._slot_counts(indices, group)
+                self.expert_load[: counts.shape[0]] += counts
+            aux_loss = self._aux_loss(scores, counts, group)
         return output.view(shape), aux_loss, logits
 
-    def _aux_loss(
-        self, scores: torch.Tensor, indices: torch.Tensor, routers: torch.Tensor, real: torch.Tensor
-    ) -> torch.Tensor:
-        """Switch-style balance loss per router on its own tokens: ``E · Σ_e f_e · P_e`` (1 when balanced), where
-        ``f_e`` is the fraction of the router's top-k slots given to expert e and ``P_e`` its mean normalised score."""
+    def _slot_counts(self, indices: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+        """fp32 ``(routers, E)`` slots each router gave each expert, where ``group`` holds each token's router and
+        the value ``routers`` for padding (not counted); ``group=None``: all tokens are router 0's, ``(1, E)``."""
+        experts = self.num_experts
+        if group is None:
+            return torch.bincount(indices.reshape(-1), minlength=experts).float()[None]
+        routers = len(self.router_names)
+        slots = (group[:, None] * experts + indices).reshape(-1)
+        return torch.bincount(slots, minlength=(routers + 1) * experts)[: routers * experts].view(routers, -1).float()
+
+    def _aux_loss(self, scores: torch.Tensor, counts: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
+        """Switch-style balance loss per router on its own tokens, summed over routers: ``E · Σ_e f_e · P_e`` (1 when
+        balanced), where ``f_e`` is the fraction of the router's top-k slots given to expert e (``counts`` and
+        ``group`` as for :meth:`_slot_counts`) and ``P_e`` its mean normalised score over the router's tokens."""
         probabilities = scores / scores.sum(dim=-1, keepdim=True)
-        chosen = torch.zeros_like(scores).scatter_(1, indices, 1.0)
-        total = scores.new_zeros(())
-        for r in range(len(self.router_names)):
-            mine = (routers == r) & real
-            n_tokens = mine.sum()
-            fraction = chosen[mine].sum(0) / (n_tokens * self.top_k).clamp(min=1)
-            mean_probability = probabilities[mine].sum(0) / n_tokens.clamp(min=1)
-            total = total + self.num_experts * (fraction * mean_probability).sum()
-        return total
+        if group is None:
+            summed = probabilities.sum(0, keepdim=True)
+        else:
+            summed = probabilities.new_zeros(counts.shape[0] + 1, self.num_experts).index_add(0, group, probabilities)
+        n_tokens = (counts.sum(-1) / self.top_k).clamp(min=1)
+        return self.num_experts / self.top_k * ((counts * summed[: counts.shape[0]]).sum(-1) / n_tokens.square()).sum()
