@@ -5,13 +5,12 @@ transformers dispatches :class:`MoeExperts.forward` to its own batched/grouped i
 loop and ``"fused_loop"``, registered in transformers' ``ExpertsInterface`` (so any model's
 ``set_experts_implementation("fused_loop")`` accepts it): a loop over cache-sized chunks of experts with a
 hand-written backward, run on one single-threaded lane per intra-op thread, or, for a few tokens or tiny experts,
-every expert on every token in two GEMMs. On CPU it beats grouped_mm, whose per-expert GEMMs split over all threads
-and whose ``(tokens × top_k, hidden)`` temporaries cost most at thousands of tokens
-(``benchmarks/bench_moe_block.py``).
+every expert on every token in two GEMMs; ``benchmarks/bench_moe_block.py`` times it against transformers' kernels.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -122,7 +121,7 @@ class _LanePool:
     GEMM of a few dozen rows split over several intra-op threads runs at about half a core's GEMM rate instead.
     """
 
-    _pools: ClassVar[dict[int, _LanePool]] = {}
+    _pools: ClassVar[dict[tuple[int, int], _LanePool]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, lanes: int) -> None:
@@ -144,10 +143,11 @@ class _LanePool:
         if len(lanes) == 1:
             function(*lanes[0])
             return
+        key = (os.getpid(), len(lanes))  # a forked child has none of its parent's threads
         with cls._lock:
-            pool = cls._pools.get(len(lanes))
+            pool = cls._pools.get(key)
             if pool is None:
-                pool = cls._pools[len(lanes)] = cls(len(lanes))
+                pool = cls._pools[key] = cls(len(lanes))
         for future in [pool._executor.submit(function, *arguments) for arguments in lanes]:
             future.result()
 
