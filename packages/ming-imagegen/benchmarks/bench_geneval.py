@@ -3,7 +3,7 @@ Table 2).
 
 Run: python packages/ming-imagegen/benchmarks/bench_geneval.py [--checkpoint DIR]
 Loads the pipeline that ``benchmarks/train_shapes.py`` saved at ``DIR`` (default ``~/.cache/ming/imagegen/shapes-tiny``;
-trained first, about 10 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
+trained first, about 19 minutes, when it is missing) and its untrained initialisation (``DIR-untrained``). For every
 held-out prompt of the six GenEval categories (prompts never shown in training, :func:`~ming_testdata.shape_world.
 split_prompts`) it draws ``--images-per-category`` images (the category's prompts in turn, each image its own seed)
 and scores them with the rule-based checker
@@ -49,7 +49,7 @@ HEADERS = {"single_object": "1-Obj.", "two_object": "2-Obj.", "counting": "Count
 def load(checkpoint: Path) -> tuple[MingImagePipeline, MingImagePipeline, ShapesOptions, dict]:
     """The trained and untrained pipelines, the shape world they were trained on and the training summary."""
     if not (checkpoint / "model_index.json").exists():
-        print(f"no checkpoint at {checkpoint}: training it (about 10 minutes)")
+        print(f"no checkpoint at {checkpoint}: training it (about 19 minutes)")
         subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--out", str(checkpoint)], check=True)
     trained = MingImagePipeline.from_pretrained(checkpoint)
     untrained = MingImagePipeline.from_pretrained(checkpoint.with_name(checkpoint.name + "-untrained"))
@@ -58,18 +58,25 @@ def load(checkpoint: Path) -> tuple[MingImagePipeline, MingImagePipeline, Shapes
     return trained, untrained, options, summary
 
 
-def generate(pipe: MingImagePipeline, prompts: list[str], steps: int, batch: int) -> list[Image.Image]:
-    """One image per prompt (repeat a prompt for several); image ``i`` has seed ``i`` whatever the model."""
+def generate(
+    pipe: MingImagePipeline, prompts: list[str], steps: int, batch: int, guidance: float | None = None
+) -> list[Image.Image]:
+    """One image per prompt (repeat a prompt for several); image ``i`` has seed ``i`` whatever the model.
+    ``guidance``: the text guidance scale (None: the pipeline's default)."""
     images: list[Image.Image] = []
+    scale = {} if guidance is None else {"guidance_scale": guidance}
     for start in range(0, len(prompts), batch):
         # Row r of a call draws its noise from seed + r.
-        images += pipe(prompts[start : start + batch], seed=start, num_inference_steps=steps).images
+        images += pipe(prompts[start : start + batch], seed=start, num_inference_steps=steps, **scale).images
     return images
 
 
-def edit(pipe: MingImagePipeline, edits: list[EditSample], steps: int, batch: int) -> list[Image.Image]:
-    """The pipeline's edit of each reference scene, as instructed."""
+def edit(
+    pipe: MingImagePipeline, edits: list[EditSample], steps: int, batch: int, guidance: float | None = None
+) -> list[Image.Image]:
+    """The pipeline's edit of each reference scene, as instructed (``guidance``: the text scale, None: default)."""
     out: list[Image.Image] = []
+    scale = {} if guidance is None else {"guidance_scale": guidance}
     for start in range(0, len(edits), batch):
         chunk = edits[start : start + batch]
         result = pipe(
@@ -78,6 +85,7 @@ def edit(pipe: MingImagePipeline, edits: list[EditSample], steps: int, batch: in
             seed=start,
             num_inference_steps=steps,
             output_type="pil",
+            **scale,
         )
         out += result.images
     return out
@@ -134,6 +142,13 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="Euler steps (the pipeline's default)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--guidance-scales",
+        type=float,
+        nargs="*",
+        default=[],
+        help="extra rows of the trained model at these text guidance scales (generation and editing)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "geneval.json")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a tiny model: a second thread costs more than it gains on a shared 2-core machine
@@ -169,6 +184,12 @@ def main() -> None:
         label = f"{name} tiny model" + (f" ({summary['steps']} steps)" if name == "trained" else "")
         spread = condition_spread(pipe, prompts)
         rows.append(row(label, score_images(images, per_image_specs, checker), edit_scores(edited), seconds, spread))
+    defaults = ImageGenerationOptions()
+    for scale in args.guidance_scales:
+        images = generate(trained, prompts, args.steps, args.batch, scale)
+        edited = edit(trained, edits, args.steps, args.batch, scale)
+        label = f"trained tiny model, text guidance {scale:g}"
+        rows.append(row(label, score_images(images, per_image_specs, checker), edit_scores(edited), None))
     rows.append(row("reference returned unchanged", None, edit_scores([e.reference.image for e in edits]), None))
 
     eval_dir = args.checkpoint.with_name(args.checkpoint.name + "-eval")
@@ -185,13 +206,13 @@ def main() -> None:
     )
 
     columns = list(rows[0])
-    defaults = ImageGenerationOptions()
     counts = {HEADERS[c]: len(held_out[c]) for c in GENEVAL_CATEGORIES}
     notes = (
         f"Held-out prompts (never in training) per category {counts}, {per_category} images per category (its "
         "prompts in turn), "
         f"{args.steps} Euler steps, text guidance {defaults.guidance_scale} (editing: image "
-        f"{defaults.image_guidance_scale}, text {defaults.guidance_scale}); a prompt passes when the rule-based "
+        f"{defaults.image_guidance_scale}, text {defaults.guidance_scale}; rows 'text guidance s': text scale s in "
+        "both, same seeds); a prompt passes when the rule-based "
         "checker finds every object it asks for with the right shape, colour and count (exact for number words) and "
         "the relation between them; Overall is the mean of the six categories. Editing: "
         f"{args.edits} recolouring edits ('make the red circle green') on scenes of held-out prompts: Edit acc. = "

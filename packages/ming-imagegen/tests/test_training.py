@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from ming_imagegen import (
     EditingSample,
@@ -94,12 +95,19 @@ def test_training_lowers_the_loss_and_keeps_the_llm_frozen(language_model, sampl
     assert (tmp_path / "pipeline" / "model_index.json").exists()
 
 
-def test_resume_continues_the_identical_run(language_model, samples, tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_continues_the_identical_run(language_model, samples, tmp_path, ema_decay):
     lm, tokenizer = language_model
 
     def recipe(out, steps):
         return TrainingRecipe(
-            output_dir=out, steps=steps, batch_size=4, checkpoint_every=2, progress=False, save_pipeline=False
+            output_dir=out,
+            steps=steps,
+            batch_size=4,
+            checkpoint_every=2,
+            ema_decay=ema_decay,
+            progress=False,
+            save_pipeline=False,
         )
 
     straight = tiny_pipeline(lm, tokenizer, seed=0)
@@ -226,3 +234,33 @@ def test_cosine_decay_follows_decay_steps_across_chunks(language_model, samples,
     # Trained in two chunks (steps=3, then 6), the schedule is the one of decay_steps, not of each call's steps.
     lrs(tmp_path / "c", 3)
     assert lrs(tmp_path / "c", 6) == pytest.approx([0.0, 0.0])
+
+
+def test_ema_is_the_moving_average_of_the_trained_weights(language_model, samples, tmp_path):
+    lm, tokenizer = language_model
+    pipe = tiny_pipeline(lm, tokenizer, seed=0)
+    recipe = TrainingRecipe(
+        output_dir=tmp_path,
+        steps=3,
+        batch_size=4,
+        learning_rate=1e-3,
+        ema_decay=0.2,
+        checkpoint_every=1,
+        keep_last=None,
+        progress=False,
+        save_pipeline=False,
+    )
+    train_image_generator(pipe, samples, recipe)
+    raw = [
+        load_file(tmp_path / f"checkpoint-{step:06d}" / "transformer" / "diffusion_pytorch_model.safetensors")
+        for step in (1, 2, 3)
+    ]
+    # diffusers' EMAModel: the first update copies, the k-th after it decays by min(ema_decay, (1 + k) / (10 + k)).
+    expected = dict(raw[0])
+    for k, weights in enumerate(raw[1:], start=1):
+        decay = min(0.2, (1 + k) / (10 + k))
+        expected = {name: decay * expected[name] + (1 - decay) * weights[name] for name in weights}
+    final = pipe.transformer.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(final[name], value)
+    assert not torch.equal(final["proj_out.weight"], raw[2]["proj_out.weight"])

@@ -1,5 +1,6 @@
 """The MMDiT: masks mean absence, references are told apart, save → load is bit-identical."""
 
+import pytest
 import torch
 
 from ming_imagegen import MingDiTTransformer2DModel
@@ -106,3 +107,20 @@ def test_save_load_is_bit_identical(tmp_path):
         assert torch.equal(a, b), name
     with torch.no_grad():
         assert torch.equal(model(**_inputs()).sample, loaded(**_inputs()).sample)
+
+
+@torch.no_grad()
+def test_sample_prediction_returns_the_velocity_to_its_clean_estimate():
+    # The same weights read as a clean-image head: its output x̂₀ becomes the velocity (x_σ − x̂₀) / max(σ, 0.05).
+    velocity_model = _model()
+    sample_model = MingDiTTransformer2DModel(**{**velocity_model.config, "prediction_type": "sample"}).eval()
+    sample_model.load_state_dict(velocity_model.state_dict())
+    x = _inputs(batch=2, refs=0)
+    x.pop("references")
+    for sigmas in ([0.7, 0.25], [1.0, 0.01]):
+        x["timestep"] = torch.tensor(sigmas) * 1000
+        clean = velocity_model(**x).sample
+        floored = torch.tensor(sigmas).clamp(min=0.05).view(-1, 1, 1, 1)
+        torch.testing.assert_close(sample_model(**x).sample, (x["hidden_states"] - clean) / floored)
+    with pytest.raises(ValueError, match="prediction_type"):
+        MingDiTTransformer2DModel(**{**MingDiTTransformer2DModel.tiny_config(), "prediction_type": "epsilon"})

@@ -43,6 +43,7 @@ def tiny_pipeline(
     vae: Literal["pixel", "kl"] = "pixel",
     glyph: bool = True,
     identity: bool = True,
+    prediction_type: Literal["velocity", "sample"] = "velocity",
     seed: int = 0,
 ) -> MingImagePipeline:
     """A CPU-sized pipeline around ``language_model`` (default :func:`tiny_language_model`).
@@ -55,6 +56,8 @@ def tiny_pipeline(
             to train); ``"kl"``: a random tiny 16-channel ``AutoencoderKL`` (factor 2).
         glyph: include the Glyph-ByT5 branch (tiny T5 encoder, frozen; its mapper trains).
         identity: include the identity encoder.
+        prediction_type: the DiT's output head (:class:`~ming_imagegen.MingDiTTransformer2DModel`): ``"velocity"``,
+            or ``"sample"`` (clean latents, returned as a velocity; trains faster on the pixel autoencoder).
         seed: seed of the random initialisation.
     """
     if (language_model is None) != (tokenizer is None):
@@ -66,7 +69,9 @@ def tiny_pipeline(
     channels = autoencoder.latent_channels if vae == "pixel" else autoencoder.config.latent_channels
     if image_size % 4:
         raise ValueError(f"image_size must be a multiple of 4 (VAE factor 2 × patch 2), got {image_size}")
-    transformer = MingDiTTransformer2DModel(**MingDiTTransformer2DModel.tiny_config(channels, image_size // 2))
+    transformer = MingDiTTransformer2DModel(
+        **MingDiTTransformer2DModel.tiny_config(channels, image_size // 2), prediction_type=prediction_type
+    )
     dim = transformer.config.condition_dim
     conditioner = MingConditioner(**MingConditioner.tiny_config(language_model.config.hidden_size, dim))
     glyph_parts: dict[str, Any] = {}

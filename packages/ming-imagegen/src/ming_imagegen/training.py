@@ -11,7 +11,8 @@ encoder; frozen: the LLM, the ByT5 encoder and the VAE (whose latents are comput
 Checkpoints (``checkpoint-<step>/``: each trained module's ``save_pretrained`` safetensors, ``trainer_state.pt`` with
 the optimizer, learning-rate schedule, random-generator state and losses, ``recipe.json``) are written every
 ``checkpoint_every`` steps; calling the trainer again with the same recipe resumes from the latest one and continues
-the identical run. Sample grids go to ``samples/step-<step>.png``.
+the identical run. Sample grids go to ``samples/step-<step>.png``. With ``ema_decay`` the trainer also keeps the
+moving average of the trained weights (in ``trainer_state.pt``); the grids and the finished pipeline use it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import PIL.Image
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
 from diffusers.utils import make_image_grid
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from safetensors.torch import load_file
@@ -111,6 +113,14 @@ class TrainingRecipe(BaseModel):
         "Separate from steps, so that a run trained in chunks of steps follows one schedule.",
     )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient-norm clipping.")
+    ema_decay: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Keep an exponential moving average of the trained weights with this decay (diffusers' "
+        "EMAModel, decay warming up as (1 + step) / (10 + step)); sample grids and the finished pipeline use the "
+        "averaged weights. None: the last weights.",
+    )
     text_dropout: float = Field(0.1, ge=0, le=1, description="Probability of replacing a condition by the null token.")
     reference_dropout: float = Field(0.1, ge=0, le=1, description="Probability of dropping each reference image.")
     timestep_sampling: Literal["logit_normal", "uniform"] = Field("logit_normal", description="Law of the flow time σ.")
@@ -388,6 +398,8 @@ def train_image_generator(
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, recipe))
+    # Parameters that do not train (a frozen conditioner) are copied as they are.
+    ema = None if recipe.ema_decay is None else EMAModel(params, decay=recipe.ema_decay)
     generator = torch.Generator().manual_seed(recipe.seed)
     log = TrainingLog()
     start = 0
@@ -406,6 +418,8 @@ def train_image_generator(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         start, log = state["step"], TrainingLog(list(state["losses"]), resumed_from=state["step"])
 
     data = _encode_samples(pipeline, samples)
@@ -420,6 +434,8 @@ def train_image_generator(
         torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
         optimizer.step()
         schedule.step()
+        if ema is not None:
+            ema.step(params)
         log.losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -432,15 +448,26 @@ def train_image_generator(
                 "step": done,
                 "losses": log.losses,
             }
+            if ema is not None:
+                state["ema"] = ema.state_dict()
             _save_checkpoint(recipe.output_dir / f"checkpoint-{done:06d}", pipeline, state, recipe)
             if recipe.keep_last is not None:
                 for old in _checkpoints(recipe.output_dir)[: -recipe.keep_last]:
                     shutil.rmtree(old)
-        if (recipe.sample_every and done % recipe.sample_every == 0) or done == recipe.steps:
+        if recipe.sample_every and done % recipe.sample_every == 0 and done < recipe.steps:
+            if ema is not None:
+                ema.store(params)
+                ema.copy_to(params)
             _sample_grid(pipeline, recipe, done)
+            if ema is not None:
+                ema.restore(params)
             for m in trained.values():
                 m.train()
     bar.close()
+    if ema is not None:  # the pipeline leaves with the averaged weights; a resumed call reloads the raw ones first
+        ema.copy_to(params)
+    if start < recipe.steps:
+        _sample_grid(pipeline, recipe, recipe.steps)
     for m in trained.values():
         m.eval()
     if recipe.save_pipeline and start < recipe.steps:

@@ -14,7 +14,7 @@ Only the target tokens are decoded.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -73,6 +73,12 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         max_references: reference images a sample may have (one concept vector each).
         num_condition_types: size of the condition type embedding (:data:`CONDITION_TYPES`).
         qk_norm: ``"rms_norm"`` or None.
+        prediction_type: what the network's output head predicts. ``"velocity"``: the flow-matching velocity
+            directly. ``"sample"``: the clean latents ``x̂₀``, returned as the velocity ``(x_σ − x̂₀) / max(σ,
+            min_sigma)`` (JiT, Li & He 2025), so the trainer, guidance and sampler are the same for both. A narrow DiT
+            in pixel-like latent space cannot carry every token's noise through to a velocity output; what it fails to
+            carry stays in the image as speckle, while a predicted clean image holds no noise to leave behind.
+        min_sigma: floor of σ in the ``"sample"`` conversion, so that the velocity stays bounded as σ → 0.
     """
 
     _supports_gradient_checkpointing = True
@@ -96,8 +102,12 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         max_references: int = 4,
         num_condition_types: int = len(CONDITION_TYPES),
         qk_norm: str | None = "rms_norm",
+        prediction_type: Literal["velocity", "sample"] = "velocity",
+        min_sigma: float = 0.05,
     ):
         super().__init__()
+        if prediction_type not in ("velocity", "sample"):
+            raise ValueError(f"prediction_type must be 'velocity' or 'sample', got {prediction_type!r}")
         if sum(axes_dims_rope) != attention_head_dim:
             raise ValueError(
                 f"axes_dims_rope {tuple(axes_dims_rope)} must sum to attention_head_dim {attention_head_dim}"
@@ -283,4 +293,7 @@ class MingDiTTransformer2DModel(ModelMixin, ConfigMixin):
         c = self.config.in_channels
         out = out.reshape(batch, height // p, width // p, p, p, c).permute(0, 5, 1, 3, 2, 4)
         out = out.reshape(batch, c, height, width)
+        if self.config.prediction_type == "sample":  # x_σ = x̂₀ + σ·v
+            sigma = (timestep.to(out.dtype) / 1000).clamp(min=self.config.min_sigma).view(-1, 1, 1, 1)
+            out = (hidden_states - out) / sigma
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
