@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=240, help="test utterances made (before dropping seen names)")
     parser.add_argument("--train-seeds", type=int, default=40, help="training seeds the checkpoint used")
     parser.add_argument("--bonus", type=float, nargs="+", default=[1.0, 2.0, 3.0], help="biasing bonuses to report")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -186,9 +187,9 @@ def main() -> None:
             f"Evaluation took {time.perf_counter() - started:.0f} s."
         ),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {RESULTS}")
+    args.results.parent.mkdir(exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

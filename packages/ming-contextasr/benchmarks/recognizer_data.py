@@ -7,6 +7,10 @@ anything from a training lexicon are dropped, so every test entity is unseen.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from ming_contextasr import TaggedUtterance
 from ming_testdata import SpeechOptions, make_lexicon, make_speech
 
@@ -14,6 +18,8 @@ TRAIN_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-gb-x-rp", "en-029"
 TEST_VOICES = ("en-gb-scotland", "en-us+f2")
 TEST_SEED = 10_000
 LEXICON_SIZE = 32  # names per entity type and seed
+# Lexicons of stand-in names for the text-only warm-up (see rename): neither training nor test seeds.
+STAND_IN_SEEDS = range(1_000_001, 1_000_041)
 
 
 def _tagged(options: SpeechOptions) -> list[TaggedUtterance]:
@@ -48,3 +54,41 @@ def test_set(n: int, train_seeds: int) -> tuple[list[TaggedUtterance], list[str]
     pool = [name for name, _ in make_lexicon("en", seed=TEST_SEED, size=LEXICON_SIZE).entries() if name not in seen]
     options = SpeechOptions(n=n, seed=TEST_SEED, voices=TEST_VOICES, lexicon_size=LEXICON_SIZE)
     return [u for u in _tagged(options) if not seen.intersection(u.entities)], pool
+
+
+def renaming(train_seeds: int, key: list[int]) -> dict[str, str]:
+    """A random map from every training name to a stand-in name of the same type, drawn from lexicons of neither
+    the training nor the test seeds (names in those lexicons excluded), the same for the same ``key``.
+
+    Text-only samples need no audio, so their names can be swapped for names the model has never seen: then a name
+    in the answer can only be predicted by copying it from the prompt, not recalled from a small training lexicon.
+    """
+    taken = {name for seed in [*range(1, train_seeds + 1), TEST_SEED] for name, _ in _lexicon(seed).entries()}
+    stand_ins: dict[str, list[str]] = {}
+    for seed in STAND_IN_SEEDS:
+        for name, kind in make_lexicon("en", seed=seed, size=200).entries():
+            if name not in taken:
+                stand_ins.setdefault(kind, []).append(name)
+    rng = np.random.default_rng(key)
+    mapping = {}
+    for kind, names in stand_ins.items():
+        trained = [name for seed in range(1, train_seeds + 1) for name in _lexicon(seed).names(kind)]
+        picks = rng.choice(len(names), size=len(trained), replace=False)
+        mapping |= {name: names[i] for name, i in zip(trained, picks.tolist(), strict=True)}
+    return mapping
+
+
+def rename(utterance: TaggedUtterance, mapping: dict[str, str]) -> TaggedUtterance:
+    """``utterance`` with its named entities swapped by ``mapping`` in the transcript and entity list (longest name
+    first, whole words only)."""
+    if not utterance.entities:
+        return utterance
+    names = sorted(set(utterance.entities), key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    transcript = pattern.sub(lambda match: mapping[match.group(1)], utterance.transcript)
+    entities = tuple(mapping[e] for e in utterance.entities)
+    return utterance.model_copy(update={"transcript": transcript, "entities": entities})
+
+
+def _lexicon(seed: int):
+    return make_lexicon("en", seed=seed, size=LEXICON_SIZE)

@@ -9,18 +9,22 @@ is built to make that copy learnable in a few CPU minutes:
   :func:`build_tokenizer`); template words are single tokens, which also makes rows about half as long as bytes;
 - text-only warm-up (7 CPU minutes): the decoder alone on ``prompt + answer`` with every true name listed among as
   many distractors, half of the samples also giving the transcript itself as preceding text (a copy drill): a
-  small transformer learns to copy when much of its target can be copied;
+  small transformer learns to copy when much of its target can be copied. Each epoch swaps every name (said,
+  listed and distractor) for a stand-in of the same type from other lexicons (``recognizer_data.renaming``; never
+  a training or test name), so a name in the answer can only come from the prompt, never from memory of the 40
+  training lexicons;
 - audio training (11 CPU minutes): samples from :func:`build_context_samples` over espeak-ng speech whose sentences
   name made-up people, places and products (:mod:`recognizer_data`): the true names mixed with as many distractors
   (each name kept with probability 0.9, 5 % negative samples listing only distractors) and, in 15 % of the
   samples, no context at all, so the model learns to use a hotword list, to ignore what is not said and to work
   without one (about 73 % of the names said are listed, so copying pays off). The loss is on the answer
-  ``English\\t<transcript>`` only.
+  ``English\\t<transcript>`` only, plus an auxiliary CTC loss (:class:`AudioCTCHead`, weight ``--ctc-weight``)
+  of the transcript's tokens on the audio embeddings, so the encoder learns token-aligned features.
 
 Each phase has its own learning-rate warm-up and cosine decay over its CPU-time budget, so the step count depends
-on the machine. Remake the cached checkpoint (18 CPU minutes of training on one thread after making the data; a run
-stops after 30 wall-clock minutes, and an interrupted or stopped run continues where it left off when rerun without
-``--fresh``):
+on the machine, and a text-only run (``--minutes 0``) resumed with the audio budget trains as one run does. Remake
+the cached checkpoint (18 CPU minutes of training on one thread after making the data; a run stops after 30
+wall-clock minutes, and an interrupted or stopped run continues where it left off when rerun without ``--fresh``):
 
     python packages/ming-contextasr/benchmarks/train_recognizer.py --fresh
 
@@ -37,18 +41,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recognizer_data import train_set, training_names
+from recognizer_data import rename, renaming, train_set, training_names
 from safetensors.torch import load_file, save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from ming_contextasr import (
+    AudioCTCHead,
     ContextASRRecognizer,
     ContextASRRequest,
     ContextSample,
     ContextSampleOptions,
     build_context_samples,
+    parse_transcription,
     render_prompt,
     small_recognizer,
 )
@@ -64,7 +70,7 @@ TEXT_SAMPLE_OPTIONS = {"distractor_ratio": 1.0, "entity_keep_probability": 1.0, 
 COPY_DRILL_PROBABILITY = 0.5
 AUDIO_TOKEN = "<audio>"
 VOCAB_SIZE = 512
-_OPTIMIZER_FILE, _PROGRESS_FILE = "optimizer.safetensors", "progress.json"
+_OPTIMIZER_FILE, _PROGRESS_FILE, _CTC_FILE = "optimizer.safetensors", "progress.json", "ctc_head.safetensors"
 
 
 def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -103,10 +109,13 @@ def build_recognizer(seed: int, tokenizer: PreTrainedTokenizerFast) -> ContextAS
 
 
 def epoch_samples(
-    utterances: list, pool: list[str], seed: int, epoch: int, text_only: bool = False
+    utterances: list, pool: list[str], seed: int, epoch: int, text_only: bool = False, stand_ins: dict | None = None
 ) -> list[tuple[ContextASRRequest, str]]:
     """One ``(request, answer)`` per utterance for ``epoch``: context drawn afresh each epoch (``text_only``: the
-    warm-up's, always with every true name listed)."""
+    warm-up's, always with every true name listed); ``stand_ins`` renames every name (said and listed)."""
+    if stand_ins is not None:
+        utterances = [rename(u, stand_ins) for u in utterances]
+        pool = [stand_ins[name] for name in pool]
     options = TEXT_SAMPLE_OPTIONS if text_only else SAMPLE_OPTIONS
     samples: list[ContextSample] = build_context_samples(
         utterances, pool, ContextSampleOptions(seed=seed * 1_000 + epoch + (500 if text_only else 0), **options)
@@ -153,11 +162,27 @@ def learning_rate(step: int, progress: float, peak: float, warmup: int) -> float
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def ctc_targets(model: ContextASRRecognizer, answers: list[str]) -> list[list[int]]:
+    """The CTC aid's targets: each answer's transcript (without the language) in the recogniser's tokens."""
+    return [
+        model.tokenizer(parse_transcription(a).text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        for a in answers
+    ]
+
+
 def save_progress(
-    out: Path, model: ContextASRRecognizer, optimizer: torch.optim.Optimizer, step: int, seconds: float, text_steps: int
+    out: Path,
+    model: ContextASRRecognizer,
+    ctc_head: AudioCTCHead,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    seconds: float,
+    text_steps: int,
 ) -> None:
-    """Checkpoint the recogniser, the optimizer moments (safetensors), the steps and the training time used."""
+    """Checkpoint the recogniser, the CTC head and the optimizer moments (safetensors), the steps and the training
+    time used."""
     model.save_pretrained(out)
+    save_file(ctc_head.state_dict(), out / _CTC_FILE)
     state = optimizer.state_dict()["state"]
     tensors = {f"{i}.{key}": value for i, moments in state.items() for key, value in moments.items()}
     save_file({name: t.contiguous() for name, t in tensors.items()}, out / _OPTIMIZER_FILE)
@@ -190,8 +215,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=60)
+    parser.add_argument("--ctc-weight", type=float, default=1.0, help="auxiliary CTC loss on the audio embeddings")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stand-in-names",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="text-only warm-up on names swapped, each epoch, for names of other lexicons",
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --out and start over")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -208,7 +240,14 @@ def main() -> None:
         texts = [render_prompt(r).text + "\n" + a for r, a in epoch_samples(utterances, pool, args.seed, 0)]
         model = build_recognizer(args.seed, build_tokenizer(texts, VOCAB_SIZE))
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    # Joint CTC-attention training in the audio phase: a CTC head over the audio embeddings (blank = the padding
+    # token, labels = the transcript's tokens; a training aid, not part of the recogniser) gives every audio frame a
+    # gradient towards the tokens said there, so the decoder gets token-aligned audio features to read.
+    ctc_head = AudioCTCHead(WIDTH, len(model.tokenizer), blank=model.tokenizer.pad_token_id)
+    if resume and (args.out / _CTC_FILE).is_file():
+        ctc_head.load_state_dict(load_file(args.out / _CTC_FILE))
+    parameters = [*model.parameters(), *ctc_head.parameters()]  # the model's first, as optimizer files index them
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
     step, used, text_steps = load_optimizer(args.out, optimizer) if resume else (0, 0.0, 0)
     if resume:
         print(f"resuming from step {step} ({used:.0f} s used)")
@@ -218,6 +257,7 @@ def main() -> None:
     budget = text_budget + 60 * args.minutes
     epochs: dict[tuple[bool, int], tuple[list[tuple[ContextASRRequest, str]], np.ndarray]] = {}
     losses: list[float] = []
+    ctc_losses: list[float] = []
     bar = tqdm(total=round(budget), initial=round(used), desc="train (CPU s)")
     while used < budget:
         tick = time.process_time()
@@ -228,7 +268,9 @@ def main() -> None:
             epoch, index = divmod(position, len(utterances))
             if (text_only, epoch) not in epochs:  # keep only the current epoch
                 order = np.random.default_rng([args.seed, epoch, int(text_only)]).permutation(len(utterances))
-                epochs = {(text_only, epoch): (epoch_samples(utterances, pool, args.seed, epoch, text_only), order)}
+                stand_ins = renaming(args.seeds, [args.seed, epoch]) if text_only and args.stand_in_names else None
+                pairs = epoch_samples(utterances, pool, args.seed, epoch, text_only, stand_ins)
+                epochs = {(text_only, epoch): (pairs, order)}
             pairs, order = epochs[text_only, epoch]
             batch.append(pairs[order[index]])
         # Each phase has its own warm-up and decay (the audio phase starts with an untrained encoder and projector),
@@ -240,27 +282,40 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = rate
         requests, answers = [r for r, _ in batch], [a for _, a in batch]
-        loss = text_only_loss(model, batch) if text_only else model(requests, answers).loss
+        if text_only:
+            loss = answer_loss = text_only_loss(model, batch)
+        else:
+            output = model(requests, answers)
+            loss = answer_loss = output.loss
+            if args.ctc_weight > 0:
+                ctc = ctc_head.loss(output.audio, ctc_targets(model, answers))
+                ctc_losses.append(ctc.item())
+                loss = loss + args.ctc_weight * ctc
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(answer_loss.item())
         step += 1
         text_steps += text_only
         used += time.process_time() - tick
         bar.update(round(used) - bar.n)
-        bar.set_postfix(step=step, text=text_only, loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.set_postfix(
+            step=step,
+            text=text_only,
+            loss=f"{np.mean(losses[-20:]):.3f}",
+            ctc=f"{np.mean(ctc_losses[-20:] or [0]):.3f}",
+        )
         out_of_time = time.perf_counter() - started >= 60 * args.wall_minutes
         if step % args.save_every == 0 or used >= budget or out_of_time:
-            save_progress(args.out, model, optimizer, step, used, text_steps)
+            save_progress(args.out, model, ctc_head, optimizer, step, used, text_steps)
         if out_of_time:
             break
     bar.close()
     loss = np.mean(losses[-20:] or [float("nan")])
     print(
         f"saved to {args.out}: {step} steps ({text_steps} text-only), {used / 60:.1f} CPU min, "
-        f"last-20-step loss {loss:.3f}"
+        f"last-20-step loss {loss:.3f} (CTC aid {np.mean(ctc_losses[-20:] or [float('nan')]):.3f})"
     )
     if used < budget:
         print(f"wall-clock limit reached with {(budget - used) / 60:.1f} CPU min to go: rerun to continue")

@@ -91,3 +91,32 @@ def test_text_only_loss_covers_the_answer_only(tokenizer):
         total -= log_probs[torch.arange(len(target)), torch.tensor(target)].sum().item()
         count += len(target)
     assert loss.item() == pytest.approx(total / count, rel=1e-4)
+
+
+def test_stand_in_names_replace_every_name_consistently_and_are_neither_training_nor_test_names():
+    data = pytest.importorskip("recognizer_data")
+    mapping = data.renaming(2, [0, 3])
+    assert mapping == data.renaming(2, [0, 3])
+    assert mapping != data.renaming(2, [0, 4])
+    trained = set(data.training_names(2))
+    test_names = {name for name, _ in data.make_lexicon("en", seed=data.TEST_SEED, size=data.LEXICON_SIZE).entries()}
+    assert set(mapping) == trained
+    assert not set(mapping.values()) & (trained | test_names)
+    lexicon = data.make_lexicon("en", seed=1, size=data.LEXICON_SIZE)
+    person, place = lexicon.names("person")[0], lexicon.names("place")[0]
+    assert mapping[person] in {
+        n for s in data.STAND_IN_SEEDS for n in data.make_lexicon("en", seed=s, size=200).names("person")
+    }
+    utterance = TaggedUtterance(
+        audio=torch.zeros(800),
+        transcript=f"{person} flew to {place}; {place} was far.",
+        entities=[person, place, place],
+        language="English",
+    )
+    renamed = data.rename(utterance, mapping)
+    assert renamed.transcript == f"{mapping[person]} flew to {mapping[place]}; {mapping[place]} was far."
+    assert renamed.entities == (mapping[person], mapping[place], mapping[place])
+    pairs = recipe.epoch_samples([utterance] * 4, sorted(trained), seed=0, epoch=0, text_only=True, stand_ins=mapping)
+    for request, answer in pairs:
+        assert answer == f"English\t{renamed.transcript}"
+        assert set(request.hotwords) <= set(mapping.values())
