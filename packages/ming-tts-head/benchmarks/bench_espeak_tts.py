@@ -225,7 +225,7 @@ def main() -> None:
     plot_training(args.figures / "tts_head_espeak_training.png", training["losses"], durations)
     notes = [
         f"{len(clips)} held-out sequences of 2–6 digit words (none in the {training['train_sentences']} training "
-        f"sentences), espeak-ng voice {VOICE}; text = UTF-8 bytes. The head "
+        f"sentences), espeak-ng voice {VOICE}; text = one id per digit word. The head "
         f"({sum(p.numel() for p in trained.parameters()) / 1e6:.2f} M parameters) was trained {steps} steps by "
         f"train_espeak_tts.py on latents of the tiny speech tokenizer at "
         f"{training['tokenizer']}; the untrained row is the same architecture at its initialisation (seed 0).",

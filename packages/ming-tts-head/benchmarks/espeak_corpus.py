@@ -1,7 +1,7 @@
 """The corpus of the TTS head's small real training run, shared by ``train_espeak_tts.py`` and
 ``bench_espeak_tts.py``: sequences of two to six digit words ("seven two nine") spoken by one espeak-ng voice
-(ming-testdata), their UTF-8 bytes as text ids (the tiny preset's 256-token vocabulary) and their latents from the
-tiny speech tokenizer (ming-speech-tokenizer). Held-out sentences are digit sequences that no training sentence has.
+(ming-testdata), one text id per word (as Qwen2.5's BPE gives one token to " seven") and their latents from the tiny
+speech tokenizer (ming-speech-tokenizer). Held-out sentences are digit sequences that no training sentence has.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ming_testdata import SAMPLE_RATE, speak
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 VOICE, SPEED, PITCH = "en-us", 160, 50
 WORDS_PER_SENTENCE = (2, 6)
-N_TRAIN, N_HELD_OUT = 400, 40
+N_TRAIN, N_HELD_OUT = 2000, 40
+HELD_OUT_START = 400  # the held-out sentences are the draws after the first 400, whatever the training set's size
 TOKENIZER_DIR = Path.home() / ".cache" / "ming" / "speech-tokenizer" / "tiny-espeak"
 CHECKPOINT_DIR = Path.home() / ".cache" / "ming" / "tts-head" / "tiny-espeak"
 
@@ -39,18 +40,26 @@ class Clip:
 
     @property
     def text_ids(self) -> list[int]:
-        """The text's UTF-8 bytes: the TTS head's token ids."""
-        return list(self.text.encode())
+        """The TTS head's token ids of the text (:func:`text_ids`)."""
+        return text_ids(self.text)
+
+
+def text_ids(text: str) -> list[int]:
+    """One id per digit word, its index in ``DIGITS`` (the head's vocabulary is these ten words)."""
+    return [DIGITS.index(word) for word in text.split()]
 
 
 def sentences(n_train: int = N_TRAIN, n_held_out: int = N_HELD_OUT, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``n_train`` training and ``n_held_out`` held-out digit sequences, all different."""
+    """``n_train`` training and ``n_held_out`` held-out digit sequences, all different. The held-out ones are the
+    unique draws from ``HELD_OUT_START`` on, so they stay the same when ``n_train`` grows (the digit recogniser is
+    trained without them)."""
     rng = random.Random(seed)
     texts: dict[str, None] = {}  # ordered and unique
     while len(texts) < n_train + n_held_out:
         texts[" ".join(rng.choices(DIGITS, k=rng.randint(*WORDS_PER_SENTENCE)))] = None
     ordered = list(texts)
-    return ordered[:n_train], ordered[n_train:]
+    start = min(HELD_OUT_START, n_train)
+    return ordered[:start] + ordered[start + n_held_out :], ordered[start : start + n_held_out]
 
 
 def load_tokenizer(path: Path) -> SpeechTokenizerModel:

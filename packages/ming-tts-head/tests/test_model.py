@@ -31,6 +31,28 @@ def test_loss_is_flow_plus_weighted_stop_and_trains_every_part(tiny_config):
     assert model.speech_start.grad.abs().sum() > 0
 
 
+def test_the_optional_regression_head_regresses_each_patch_from_the_state_that_conditions_it(tiny_config):
+    torch.manual_seed(0)
+    assert TTSHeadModel(tiny_config).regression_head is None  # weight 0: the paper's model, no extra head
+    model = TTSHeadModel(TTSHeadConfig.tiny(regression_loss_weight=2.0)).train()
+    g = torch.Generator().manual_seed(1)
+    text_ids, latents = torch.randint(0, 256, (1, 5), generator=g), torch.randn(1, 12, 64, generator=g)
+    states = []
+    hook = model.backbone.register_forward_hook(lambda m, args, out: states.append(out.last_hidden_state))
+    out = _loss(model, text_ids, latents)
+    hook.remove()
+    # the state at the separator (index 5) predicts patch 0, the state at patch k predicts patch k + 1
+    predicted = model.regression_head(states[0][0, 5:8]).view(3, 4, 64)
+    expected = torch.nn.functional.mse_loss(predicted, latents.view(3, 4, 64))
+    assert out.regression_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx(
+        out.flow_loss.item() + out.stop_loss.item() + 2.0 * out.regression_loss.item(), rel=1e-6
+    )
+    out.regression_loss.backward()
+    assert model.backbone.embed_tokens.weight.grad.abs().sum() > 0
+    assert model.flow_head.output_proj.weight.grad is None  # it teaches the backbone, not the flow head
+
+
 def test_padding_content_does_not_change_the_loss(tiny_model, tiny_config):
     text_ids, latents, text_lengths, latent_lengths = _batch(tiny_config)
     base = _loss(tiny_model, text_ids, latents, text_lengths, latent_lengths)

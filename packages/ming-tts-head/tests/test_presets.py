@@ -73,3 +73,5 @@ def test_bad_config_values_are_rejected():
         TTSHeadConfig.tiny(patch_size=0)
     with pytest.raises(ValueError, match="condition_dropout"):
         TTSHeadConfig.tiny(condition_dropout=1.0)
+    with pytest.raises(ValueError, match="regression_loss_weight"):
+        TTSHeadConfig.tiny(regression_loss_weight=-1.0)

@@ -137,3 +137,15 @@ def test_collate_pads_on_the_right():
     assert batch["latents"].shape == (2, 5, 64)
     assert batch["latent_lengths"].tolist() == [5, 2]
     assert batch["latents"][1, 2:].abs().sum() == 0
+
+
+def test_the_log_records_the_regression_loss_of_a_model_with_that_head(tmp_path):
+    torch.manual_seed(0)
+    model = TTSHeadModel(TTSHeadConfig.tiny(regression_loss_weight=0.5))
+    log = train_tts_head(model, _examples(8), _recipe(tmp_path, steps=3))
+    assert len(log.losses["regression"]) == 3
+    for total, flow, stop, regression in zip(
+        *(log.losses[k] for k in ("total", "flow", "stop", "regression")), strict=True
+    ):
+        assert total == pytest.approx(flow + stop + 0.5 * regression, rel=1e-5)
+    assert "regression" not in train_tts_head(_fresh(), _examples(8), _recipe(tmp_path / "plain", steps=1)).losses

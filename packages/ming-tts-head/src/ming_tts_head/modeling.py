@@ -29,17 +29,20 @@ __all__ = ["TTSHeadModel", "TTSHeadOutput", "history_windows"]
 
 @dataclass
 class TTSHeadOutput(ModelOutput):
-    """Training losses: ``loss = flow_loss + stop_loss_weight · stop_loss``.
+    """Training losses: ``loss = flow_loss + stop_loss_weight · stop_loss (+ regression_loss_weight ·
+    regression_loss)``.
 
     Attributes:
         loss: the total.
         flow_loss: rectified-flow MSE between predicted and true velocity over all patches.
         stop_loss: cross-entropy of the stop head at the separator and every patch (stop only after the last).
+        regression_loss: MSE of the regression head's patches (None without one: ``regression_loss_weight`` 0).
     """
 
     loss: torch.Tensor | None = None
     flow_loss: torch.Tensor | None = None
     stop_loss: torch.Tensor | None = None
+    regression_loss: torch.Tensor | None = None
 
 
 def history_windows(frames: torch.Tensor, patch_size: int, history_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,8 +61,9 @@ def history_windows(frames: torch.Tensor, patch_size: int, history_frames: int) 
 
 
 class TTSHeadModel(PreTrainedModel):
-    """Backbone (transformers ``Qwen2Model``), separator embedding, :class:`PatchAggregator`, :class:`FlowHead` and
-    the stop head ``Linear(hidden_size → 2)``.
+    """Backbone (transformers ``Qwen2Model``), separator embedding, :class:`PatchAggregator`, :class:`FlowHead`,
+    the stop head ``Linear(hidden_size → 2)`` and, only when ``config.regression_loss_weight > 0``, the training-only
+    regression head ``Linear(hidden_size → patch_size · latent_dim)``.
 
     ``save_pretrained(dir)`` writes ``config.json`` and safetensors; ``from_pretrained(local_dir)`` reads them
     strictly. ``attn_implementation`` (``"sdpa"`` by default, or ``"eager"``) applies to all three transformers.
@@ -80,6 +84,11 @@ class TTSHeadModel(PreTrainedModel):
         self.aggregator = PatchAggregator(config, implementation)
         self.flow_head = FlowHead(config, implementation)
         self.stop_head = nn.Linear(config.hidden_size, 2)
+        self.regression_head = (
+            nn.Linear(config.hidden_size, config.patch_size * config.latent_dim)
+            if config.regression_loss_weight > 0
+            else None
+        )
         self.post_init()
 
     @classmethod
@@ -166,6 +175,10 @@ class TTSHeadModel(PreTrainedModel):
         condition = hidden[rows, text_lengths[rows] + index]
         windows, present = history_windows(frames, size, history)
         target = patches[rows, index]
+        regression_loss = None
+        if self.regression_head is not None:
+            predicted = self.regression_head(condition).view_as(target)
+            regression_loss = F.mse_loss(predicted.float(), target.float())
         t = torch.rand(target.shape[0], device=device, generator=generator)
         noise = torch.randn(target.shape, device=device, dtype=target.dtype, generator=generator)
         noisy = (1 - t[:, None, None]) * noise + t[:, None, None] * target
@@ -182,7 +195,9 @@ class TTSHeadModel(PreTrainedModel):
         stop_logits = self.stop_head(hidden[state_rows, text_lengths[state_rows] + state_index])
         stop_loss = F.cross_entropy(stop_logits.float(), (state_index == counts[state_rows]).long())
         loss = flow_loss + config.stop_loss_weight * stop_loss
-        return TTSHeadOutput(loss=loss, flow_loss=flow_loss, stop_loss=stop_loss)
+        if regression_loss is not None:
+            loss = loss + config.regression_loss_weight * regression_loss
+        return TTSHeadOutput(loss=loss, flow_loss=flow_loss, stop_loss=stop_loss, regression_loss=regression_loss)
 
     def _check_batch(
         self,

@@ -59,7 +59,7 @@ class TrainingRecipe(BaseModel):
 
 @dataclass
 class TrainingLog:
-    """Per-step losses under ``total``, ``flow`` and ``stop``."""
+    """Per-step losses under ``total``, ``flow`` and ``stop`` (and ``regression`` for a model with that head)."""
 
     losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in _LOSS_NAMES})
 
@@ -170,8 +170,10 @@ def train_tts_head(
         optimizer.step()
         step += 1
         losses = {"total": output.loss.item(), "flow": output.flow_loss.item(), "stop": output.stop_loss.item()}
+        if output.regression_loss is not None:
+            losses["regression"] = output.regression_loss.item()
         for name, value in losses.items():
-            log.losses[name].append(value)
+            log.losses.setdefault(name, []).append(value)
         if step % recipe.checkpoint_every == 0 or step == recipe.steps:
             _save_checkpoint(recipe, step, model, optimizer, batches, noise, log)
         bar.update(1)
