@@ -6,8 +6,9 @@ Makes ``--out`` (default ``~/.cache/ming/tts-head/tiny-espeak/``): ``config.json
 trained head and ``training.json`` (corpus, text vocabulary, tokenizer, losses, time). Checkpoints go to
 ``--out/run/``; the same command after an interruption resumes from the latest one and finishes the identical run.
 The corpus is espeak_corpus.py's: digit sequences in one voice, one text id per word, latents from the tiny speech
-tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak/``). About 17 minutes on one
-shared CPU core (about 4 steps per second, after half a minute of synthesis and encoding).
+tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak/``). About 14 minutes on one
+shared CPU core (13 minutes of training at 4–5 steps per second, after half a minute of synthesis and encoding;
+the cached head was made in two pieces, ``--steps 1000`` and then the default, which continues the identical run).
 """
 
 from __future__ import annotations
