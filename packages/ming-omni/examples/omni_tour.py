@@ -19,6 +19,7 @@ Run: python packages/ming-omni/examples/omni_tour.py [--steps 300] [--out DIR] [
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from transformers import PreTrainedTokenizerFast
 
 from ming_contextasr import ContextASRRecognizer, ContextASRRequest
 from ming_imagegen import ImageGenerationOptions, MingImagePipeline
-from ming_omni import MingOmni, OmniOptions, byte_tokenizer, write_wav
+from ming_omni import MingOmni, OmniOptions, byte_tokenizer, word_tokenizer, write_wav
 from ming_speech_tokenizer import SpeechTokenizerModel
 from ming_testdata import SceneOptions, SpeechOptions, VideoOptions, make_scenes, make_speech, make_videos
 from ming_testdata.shape_world import ShapesOptions, make_edit, split_prompts
@@ -102,7 +104,7 @@ def report(found: dict[str, Component], omni: MingOmni) -> None:
         if component.trained:
             how = {
                 "speech_tokenizer": "espeak-ng speech; decodes the talker's latents",
-                "talker": "digit words ('seven two nine') in one espeak-ng voice, text as UTF-8 bytes",
+                "talker": "digit words ('seven two nine') in one espeak-ng voice, one text id per digit word",
                 "image_generator": (
                     "shape scenes and recolouring edits, conditioned by its own small LM (trained with it), "
                     "not by the omni LLM"
@@ -124,13 +126,20 @@ def report(found: dict[str, Component], omni: MingOmni) -> None:
         )
 
 
+def talker_words(directory: Path) -> PreTrainedTokenizerFast:
+    """The trained head's text ids: one per word of the vocabulary it was trained on (any other word is unknown);
+    UTF-8 bytes for a head made by the earlier recipe, which recorded no vocabulary."""
+    vocabulary = json.loads((directory / "training.json").read_text()).get("text_vocabulary")
+    return word_tokenizer(vocabulary) if vocabulary else byte_tokenizer()
+
+
 def build(found: dict[str, Component], words: list[str]) -> MingOmni:
     talker, speech, image = (found[k] for k in ("talker", "speech_tokenizer", "image_generator"))
     return MingOmni.tiny(
         seed=0,
         texts=[" ".join(words)] * 8,
         talker=talker.directory if talker.trained else None,
-        talker_tokenizer=byte_tokenizer() if talker.trained else None,  # the head was trained on UTF-8 bytes
+        talker_tokenizer=talker_words(talker.directory) if talker.trained else None,
         speech_tokenizer=speech.directory if speech.trained else None,
         image_generator=image.directory if image.trained else None,
     )
@@ -171,7 +180,8 @@ def fine_tune_colours(omni: MingOmni, steps: int) -> tuple[float, float]:
         return float(np.mean([c == s.objects[0].color for c, s in zip(choice, held_out, strict=True)]))
 
     before = accuracy()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    # at 3e-3 without clipping the run could diverge after 150 steps and end at chance
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     rng = np.random.default_rng(0)
     for step in range(steps):
@@ -184,6 +194,7 @@ def fine_tune_colours(omni: MingOmni, steps: int) -> tuple[float, float]:
             labels[row, -(len(answer) + 1) :] = batch.input_ids[row, -(len(answer) + 1) :]
         loss = model(**batch.model_kwargs(), labels=labels).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if step % 50 == 0 or step == steps - 1:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ming_imagegen import ImageGenerationOptions, tiny_pipeline
-from ming_omni import MingOmni, byte_tokenizer
+from ming_omni import MingOmni, byte_tokenizer, word_tokenizer
 from ming_speech_tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel
 from ming_tts_head import GenerationOptions, SpeechRequest, TTSHeadConfig, TTSHeadModel, synthesize
 
@@ -42,6 +42,20 @@ def test_byte_tokenizer_ids_are_utf8_bytes():
     ids = byte_tokenizer()(text, add_special_tokens=False)["input_ids"]
     assert ids == list(text.encode())
     assert byte_tokenizer().decode(ids) == text
+
+
+def test_word_tokenizer_ids_are_vocabulary_indices_and_unknown_words_share_one_id(tmp_path):
+    digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    tokenizer = word_tokenizer(digits)
+    ids = tokenizer("seven  two nine\tred four", add_special_tokens=False)["input_ids"]
+    assert ids == [7, 2, 9, 10, 4]
+    assert tokenizer.decode([7, 2, 9]) == "seven two nine"
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = type(tokenizer).from_pretrained(tmp_path)
+    assert reloaded("nine one", add_special_tokens=False)["input_ids"] == [9, 1]
+    for bad in ([], ["one", "one"], ["one two"], ["<unk>"]):
+        with pytest.raises(ValueError, match="vocabulary"):
+            word_tokenizer(bad)
 
 
 def test_saved_components_replace_the_random_ones(components, composed):

@@ -23,7 +23,7 @@ from .modeling import MingOmniForConditionalGeneration, VisionProjector
 from .omni import MingOmni, OmniOptions, OmniOutput, Output
 from .original_layout import ORIGINAL_NAMES, from_original_name, to_original_name
 from .processor import MingOmniProcessor, OmniInputs, Response
-from .tokens import SPECIAL_TOKENS, byte_tokenizer, make_tokenizer
+from .tokens import SPECIAL_TOKENS, byte_tokenizer, make_tokenizer, word_tokenizer
 from .wav import read_wav, write_wav
 
 __all__ = [
@@ -59,5 +59,6 @@ __all__ = [
     "read_wav",
     "to_original_name",
     "validate_conversation",
+    "word_tokenizer",
     "write_wav",
 ]

@@ -8,7 +8,7 @@ Turns are ``<role>SYSTEM</role>``, ``<role>HUMAN</role>`` and ``<role>ASSISTANT<
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -31,6 +31,7 @@ __all__ = [
     "VIDEO_START",
     "byte_tokenizer",
     "make_tokenizer",
+    "word_tokenizer",
 ]
 
 ROLE_START, ROLE_END, EOS = "<role>", "</role>", "<|role_end|>"
@@ -99,6 +100,30 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tokenizer.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer)
+
+
+def word_tokenizer(vocabulary: Sequence[str], unk_token: str = "<unk>") -> PreTrainedTokenizerFast:
+    """A tokenizer with one id per whitespace-separated word: its index in ``vocabulary``, and
+    ``len(vocabulary)`` (``unk_token``) for any other word; no special tokens are added. This is the text vocabulary
+    of ming-tts-head's trained espeak-ng head (one id per digit word, its ``training.json["text_vocabulary"]``), as
+    a talker tokenizer.
+
+    Raises:
+        ValueError: an empty vocabulary, or one with repeated words, blanks or ``unk_token``.
+    """
+    words = list(vocabulary)
+    if (
+        not words
+        or len(set(words)) != len(words)
+        or unk_token in words
+        or any(not w or w.split() != [w] for w in words)
+    ):
+        raise ValueError(f"vocabulary must be distinct single words without {unk_token!r}, got {words!r}")
+    vocab = {word: i for i, word in enumerate([*words, unk_token])}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk_token))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=unk_token)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
