@@ -10,7 +10,9 @@ utterances (voices and names never seen in training, :mod:`recognizer_data`) und
 - both: names + distractors in the prompt and as biasing.
 
 Greedy decoding; ContextASR-Bench metrics summed over the corpus. "distractors output" is the share of listed
-distractors that appear in the hypothesis. Prints a table and writes ``results/recognizer.json``.
+distractors that appear in the hypothesis. Two diagnostics of copying follow: teacher-forced scores of a name's
+tokens after its first (with audio), and the decoder alone without audio, given the prompt and the answer up to a
+name's first token (:func:`text_only_copying`). Prints a table and writes ``results/recognizer.json``.
 
     python packages/ming-contextasr/benchmarks/bench_recognizer.py [--n 240] [--bonus 1 2 3]
 
@@ -107,6 +109,37 @@ def name_piece_scores(model: ContextASRRecognizer, utterances: list, prompt_list
     return {"name tokens after the first: nats": f"{np.mean(losses):.3f}", "argmax accuracy": f"{np.mean(hits):.3f}"}
 
 
+@torch.no_grad()
+def text_only_copying(model: ContextASRRecognizer, utterances: list, prompt_lists: list[tuple[str, ...]]) -> dict:
+    """The decoder alone (no audio) on ``prompt + answer``: how well it copies a listed name once given its first
+    token. Teacher-forced argmax accuracy of the name's later tokens, and the share of names that greedy decoding,
+    started right after the name's first token, completes exactly."""
+    tokenizer, language_model = model.tokenizer, model.language_model
+    hits, completed = [], []
+    for utterance, words in zip(utterances, prompt_lists, strict=True):
+        request = ContextASRRequest(audio=utterance.audio, hotwords=words, language=utterance.language)
+        prompt = tokenizer(render_prompt(request, model.prompt_options).text + "\n", add_special_tokens=False)
+        prompt = prompt["input_ids"]
+        answer = format_transcription(utterance.language, utterance.transcript)
+        ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        predicted = language_model(input_ids=torch.tensor([prompt + ids])).logits[0].argmax(-1)
+        ends = [len(tokenizer.decode(ids[: k + 1])) for k in range(len(ids))]
+        starts = [0, *ends[:-1]]
+        for entity in utterance.entities:
+            a = answer.index(entity)
+            inside = [k for k in range(len(ids)) if ends[k] > a and starts[k] < a + len(entity)]
+            hits += [int(predicted[len(prompt) + k - 1]) == ids[k] for k in inside[1:]]
+            context = torch.tensor([prompt + ids[: inside[0] + 1]])
+            greedy = language_model.generate(
+                context, max_new_tokens=len(inside) - 1, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+            completed.append(greedy[0, context.shape[1] :].tolist() == ids[inside[1] : inside[-1] + 1])
+    return {
+        "name tokens after the first: argmax accuracy": f"{np.mean(hits):.3f}",
+        "names completed": f"{np.mean(completed):.3f}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT)
@@ -163,6 +196,12 @@ def main() -> None:
     }
     for name, scores in copying.items():
         print(f"teacher-forced, {name}: {scores}")
+    text_copying = {
+        name: text_only_copying(model, utterances, lists)
+        for name, lists in [("true names", true_lists), ("names + distractors", mixed_lists)]
+    }
+    for name, scores in text_copying.items():
+        print(f"text only (no audio), {name}: {scores}")
     entities = sum(len(u.entities) for u in utterances)
     lm = model.language_model.config
     parameters = sum(p.numel() for p in model.parameters())
@@ -174,6 +213,7 @@ def main() -> None:
         "columns": COLUMNS,
         "rows": rows,
         "copying": copying,
+        "copying_text_only": text_copying,
         "notes": (
             f"{len(utterances)} held-out espeak-ng utterances ({entities} entity occurrences) in voices "
             f"{', '.join(TEST_VOICES)} (training: {', '.join(TRAIN_VOICES)}), every name absent from the "

@@ -1,19 +1,23 @@
 """Train the tiny context-aware recogniser on CPU and cache it (safetensors) for ``bench_recognizer.py``.
 
-The package's tiny Whisper encoder + projector feeds a 4-layer Qwen2 decoder. Names are made up, so a test name can
-only come out right if the decoder copies it from the prompt's hotword list (or spells it from the sound); the recipe
-is built to make that copy learnable in a few CPU minutes:
+The package's tiny Whisper encoder + projector feeds a 4-layer LFM2 decoder (short convolutions alternating with
+attention, ``small_recognizer(decoder="lfm2")``). Names are made up, so a test name can only come out right if the
+decoder copies it from the prompt's hotword list (or spells it from the sound); the recipe is built to make that copy
+learnable in a few CPU minutes:
 
-- tokenizer: a coarse byte-level BPE (512 tokens) learned from the training rows, in which whitespace, digits and
-  punctuation are tokens of their own, so a name is the same pieces in the hotword list and in the answer (see
-  :func:`build_tokenizer`); template words are single tokens, which also makes rows about half as long as bytes;
-- text-only warm-up (7 CPU minutes): the decoder alone on ``prompt + answer`` with every true name listed among as
+- decoder: a convolution layer puts each token's predecessor into its state, so one attention layer can copy "what
+  followed this piece in the hotword list"; a Qwen2 decoder of the same size, which must grow a previous-token and
+  an induction head together, still copied only about half of a name's pieces after the same warm-up;
+- tokenizer: a coarse byte-level BPE (1024 tokens) learned from the training rows, in which words carry their
+  leading space and digits, punctuation, tabs and newlines are tokens of their own, so a name is the same pieces in
+  the hotword list and in the answer (see :func:`build_tokenizer`); template words are single tokens;
+- text-only warm-up (5 CPU minutes): the decoder alone on ``prompt + answer`` with every true name listed among as
   many distractors, half of the samples also giving the transcript itself as preceding text (a copy drill): a
   small transformer learns to copy when much of its target can be copied. Each epoch swaps every name (said,
   listed and distractor) for a stand-in of the same type from other lexicons (``recognizer_data.renaming``; never
   a training or test name), so a name in the answer can only come from the prompt, never from memory of the 40
   training lexicons;
-- audio training (11 CPU minutes): samples from :func:`build_context_samples` over espeak-ng speech whose sentences
+- audio training (13 CPU minutes): samples from :func:`build_context_samples` over espeak-ng speech whose sentences
   name made-up people, places and products (:mod:`recognizer_data`): the true names mixed with as many distractors
   (each name kept with probability 0.9, 5 % negative samples listing only distractors) and, in 15 % of the
   samples, no context at all, so the model learns to use a hotword list, to ignore what is not said and to work
@@ -69,23 +73,27 @@ TEXT_SAMPLE_OPTIONS = {"distractor_ratio": 1.0, "entity_keep_probability": 1.0, 
 # token can be copied from the prompt: the dense signal under which a small transformer learns to copy quickly.
 COPY_DRILL_PROBABILITY = 0.5
 AUDIO_TOKEN = "<audio>"
-VOCAB_SIZE = 512
+VOCAB_SIZE = 1024
 _OPTIMIZER_FILE, _PROGRESS_FILE, _CTC_FILE = "optimizer.safetensors", "progress.json", "ctc_head.safetensors"
 
 
 def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """A coarse byte-level BPE learned from ``texts``, in which a word has one spelling wherever it stands.
+    """A coarse byte-level BPE learned from ``texts``, in which a name is the same pieces in the hotword list and in
+    running text.
 
-    Every whitespace character, digit and punctuation mark is a token of its own and BPE merges only within the
-    rest, so a name is the same pieces in the hotword list (after ": " or "; "), after a space and after the answer's
-    tab: copying it from the prompt is repeating those pieces. With a small vocabulary the frequent template and
-    instruction words become single tokens while names (each rare) split into syllable-like pieces that also spell
-    unseen names; any byte is still a token. Special tokens: ``<pad>``, ``</s>`` (EOS) and ``<audio>``.
+    Text is first split into words with at most one leading space (" Sotriti"), digits and punctuation marks and
+    other whitespace characters (tab, newline) each on their own, and BPE merges only within those pieces. A name
+    after a space is then spelled the same in the hotword list (after ": " or "; ") and in the answer, so copying it
+    is repeating those pieces; and since the space is part of a word's first piece, a copy never has to continue
+    after an isolated space, whose successor is ambiguous. (After the answer's tab, at the start of a sentence, only
+    the first piece lacks its space.) Frequent template and instruction words become single tokens while names
+    (each rare) split into syllable-like pieces that also spell unseen names; any byte is still a token. Special
+    tokens: ``<pad>``, ``</s>`` (EOS) and ``<audio>``.
     """
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(r"\s|\d|[^\w\s]"), "isolated"),
+            pre_tokenizers.Split(Regex(r" ?[^\W\d_]+|\s|\d|[^\w\s]|_"), "isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -103,9 +111,11 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
 
 
 def build_recognizer(seed: int, tokenizer: PreTrainedTokenizerFast) -> ContextASRRecognizer:
-    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a 4-layer Qwen2 over
-    ``tokenizer``."""
-    return small_recognizer(tokenizer, AUDIO_TOKEN, width=WIDTH, num_layers=4, max_positions=1024, seed=seed)
+    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a 4-layer LFM2 (conv,
+    attention, conv, attention) over ``tokenizer``."""
+    return small_recognizer(
+        tokenizer, AUDIO_TOKEN, width=WIDTH, num_layers=4, max_positions=1024, seed=seed, decoder="lfm2"
+    )
 
 
 def epoch_samples(
@@ -207,8 +217,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seeds", type=int, default=40, help="training lexicons (ming-testdata seeds 1…N)")
     parser.add_argument("--per-seed", type=int, default=100, help="utterances per training seed")
-    parser.add_argument("--text-minutes", type=float, default=7.0, help="text-only warm-up, CPU minutes")
-    parser.add_argument("--minutes", type=float, default=11.0, help="audio training, CPU minutes (data excluded)")
+    parser.add_argument("--text-minutes", type=float, default=5.0, help="text-only warm-up, CPU minutes")
+    parser.add_argument("--minutes", type=float, default=13.0, help="audio training, CPU minutes (data excluded)")
     parser.add_argument(
         "--wall-minutes", type=float, default=30.0, help="stop (resumably) after this long, data making included"
     )

@@ -39,19 +39,23 @@ def tokenizer():
     return recipe.build_tokenizer(SENTENCES * 50 + ["Hotwords: Transcribe the speech (language: English)."], 400)
 
 
-def test_a_word_has_one_spelling_wherever_it_stands(tokenizer):
+def test_a_name_has_one_spelling_after_a_space(tokenizer):
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    for name in ["Dakadron", "Zorbakville", "Gaigurmore"]:
-        alone = ids(name)
-        for before in [" ", "\t", "; ", ": ", "\n", "English\t"]:
-            assert ids(before + name)[-len(alone) :] == alone
-            assert ids(before + name)[: -len(alone)] == ids(before)
+    for name in ["Dakadron", "Zorbakville", "Gaigurmore", "Liza Dakadron"]:
+        spaced = ids(" " + name)
+        assert spaced == [i for word in name.split() for i in ids(" " + word)]
+        # the hotword list (after ": " and "; ") and running text spell it alike
+        for before in [":", ";", "Hotwords: Borvale;", "English\tWe met"]:
+            assert ids(before + " " + name) == ids(before) + spaced
+        # after a tab or newline (a sentence that starts with the name) only the first word lacks its space
+        for before in ["\t", "\n", "English\t"]:
+            assert ids(before + name) == ids(before) + ids(name)
 
 
 def test_frequent_words_are_one_token_and_any_text_round_trips(tokenizer):
-    assert len(tokenizer("dollars", add_special_tokens=False)["input_ids"]) == 1
+    assert len(tokenizer(" dollars", add_special_tokens=False)["input_ids"]) == 1
     assert len(tokenizer("Qxzvolt", add_special_tokens=False)["input_ids"]) > 2
     text = "English\tÅsa Ørn paid 1234 dollars — 北京 (ok)."
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text

@@ -161,3 +161,21 @@ def test_small_recognizer_is_seeded_and_trainable():
     loss = first(_requests()[:1], ["English\thi"]).loss
     loss.backward()
     assert first.audio_model.projector_linear.weight.grad.abs().sum() > 0
+
+
+def test_lfm2_decoder_batches_like_one_by_one_and_saves(tmp_path):
+    """The short-convolution decoder: left-padded batches must not leak padding through the convolution."""
+    tokenizer = ByT5Tokenizer()
+    model = small_recognizer(tokenizer, "<extra_id_0>", width=WIDTH, num_layers=2, decoder="lfm2").eval()
+    assert model.language_model.config.layer_types == ["conv", "full_attention"]
+    assert model.language_model.config.intermediate_size == 2 * WIDTH
+    model.language_model.generation_config.suppress_tokens = [tokenizer.eos_token_id, *range(259, len(tokenizer))]
+    requests = _requests(["Zorbak"])
+    batched = model.transcribe(requests, max_new_tokens=8, batch_size=3)
+    assert batched == [model.transcribe([r], max_new_tokens=8)[0] for r in requests]
+    model.save_pretrained(tmp_path)
+    loaded = ContextASRRecognizer.from_pretrained(tmp_path)
+    assert type(loaded.language_model) is type(model.language_model)
+    assert loaded.transcribe(requests, max_new_tokens=8) == batched
+    with pytest.raises(ValueError, match="decoder must be"):
+        small_recognizer(tokenizer, "<extra_id_0>", decoder="gpt2")
