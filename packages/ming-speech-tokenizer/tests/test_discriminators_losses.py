@@ -16,6 +16,7 @@ from ming_speech_tokenizer import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     phase_loss,
+    pitch_loss,
 )
 
 
@@ -118,3 +119,13 @@ def test_log_magnitude_loss_is_the_l1_distance_of_floored_natural_log_magnitudes
     # below the floor (1e-5) nothing more is asked: silence needs no exact level
     silence = torch.zeros(1, 2, 3, dtype=torch.complex64)
     assert log_magnitude_loss(torch.full((1, 2, 3), -30.0), silence) == 0
+
+
+def test_pitch_loss_is_the_cross_entropy_over_the_voiced_frames_only():
+    logits = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0))
+    target = torch.randint(7, (2, 5), generator=torch.Generator().manual_seed(1))
+    correlation = torch.tensor([[0.9, 0.1, 0.5, 0.0, 0.8], [0.2, 0.3, 0.6, 0.46, 0.44]])
+    voiced = correlation > 0.45
+    expected = torch.nn.functional.cross_entropy(logits[voiced], target[voiced])
+    torch.testing.assert_close(pitch_loss(logits, target, correlation), expected)
+    assert pitch_loss(logits, target, torch.zeros(2, 5)) == 0  # nothing voiced: nothing asked

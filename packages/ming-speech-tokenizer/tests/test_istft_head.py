@@ -1,12 +1,12 @@
 """The hand-written causal ISTFT equals torch.istft where torch.istft is defined, overlap-adds to unity, and
-reconstructs a signal from the spectra of the input frames the encoder sees."""
+reconstructs a signal from the spectra of the input frames the encoder sees; the optional harmonic comb."""
 
 import math
 
 import torch
 import torch.nn.functional as F
 
-from ming_speech_tokenizer import ISTFTHead, SpeechTokenizerConfig, overlap_add
+from ming_speech_tokenizer import ISTFTHead, SpeechTokenizerConfig, SpeechTokenizerModel, StreamingDecoder, overlap_add
 
 
 def test_overlap_add_places_frames_hop_apart():
@@ -64,3 +64,88 @@ def test_the_magnitude_clip_keeps_the_oracle_spectrum_of_a_full_scale_signal():
     assert spectra.abs().max() > 300
     reconstruction = head.place(head.synthesize(head.polar(spectra.abs().log(), spectra.angle())))
     torch.testing.assert_close(reconstruction[:, : 37 * 320], x[:, : 37 * 320], rtol=1e-4, atol=1e-5)
+
+
+def _comb_model(seed: int = 0) -> SpeechTokenizerModel:
+    torch.manual_seed(seed)
+    return SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=64)).eval()
+
+
+def test_the_harmonic_comb_is_off_by_default_and_peaks_on_the_harmonics_of_the_chosen_fundamental():
+    assert not any("harmonic" in name for name in SpeechTokenizerModel(SpeechTokenizerConfig.tiny()).state_dict())
+    comb = _comb_model().decoder.head.harmonic
+    chosen = 40
+    f0 = comb.f0s[chosen].item()
+    torch.testing.assert_close(comb.f0s[[0, -1]], torch.tensor([50.0, 500.0], dtype=torch.float64))
+    with torch.no_grad():
+        comb.proj.weight.zero_()
+        comb.proj.bias.zero_()
+        comb.proj.bias[chosen] = 100.0  # softmax → the chosen fundamental
+        comb.proj.bias[comb.candidates :] = math.log(math.e**2 - 1)  # softplus → depth 2 in every bin
+    term = comb(torch.randn(1, 3, 128))
+    hz = torch.arange(641) * 12.5
+    torch.testing.assert_close(term[0, 1], 2 * torch.cos(2 * torch.pi * hz / f0), atol=1e-4, rtol=0)
+    harmonics = torch.arange(1, 8) * f0
+    nearest = (harmonics / 12.5).round().long()
+    assert torch.all(term[0, 0, nearest] > 1.9)  # maxima on k · f0
+    assert torch.all(term[0, 0, ((harmonics + f0 / 2) / 12.5).round().long()] < -1.9)  # minima half-way
+    # the head adds it to its linear log-magnitudes; the phases are untouched
+    head = _comb_model().decoder.head
+    hidden = torch.randn(1, 3, 128)
+    log_magnitude, phase = head.log_magnitude_and_phase(hidden)
+    plain, plain_phase = head.proj(hidden).chunk(2, dim=-1)
+    torch.testing.assert_close(log_magnitude, plain + head.harmonic(hidden))
+    torch.testing.assert_close(phase, plain_phase)
+
+
+def test_the_harmonic_comb_learns_which_fundamental_a_spectrum_has():
+    comb = _comb_model().decoder.head.harmonic
+    hidden = torch.randn(1, 1, 128, generator=torch.Generator().manual_seed(1))
+    target_f0 = comb.f0s[23].item()  # about 115 Hz
+    hz = torch.arange(641) * 12.5
+    target = 3 * torch.cos(2 * torch.pi * hz / target_f0) * (hz < 2000)  # a comb up to 2 kHz
+    optimizer = torch.optim.Adam(comb.parameters(), 1e-2)
+    for _ in range(300):
+        loss = (comb(hidden)[0, 0] - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    chosen = comb.proj(hidden)[0, 0, : comb.candidates].argmax().item()
+    assert chosen == 23, comb.f0s[chosen]
+    assert loss.item() < 0.2 * target.abs().mean().item()
+
+
+def test_with_the_harmonic_comb_streaming_equals_full_decoding_and_save_load_is_bit_identical(tmp_path):
+    model = _comb_model()
+    with torch.no_grad():  # a trained-looking profile, which loading must not reset
+        model.decoder.head.harmonic.profile.copy_(torch.tensor([0.5, 0.2, -0.1, 0.3]))
+        model.decoder.head.harmonic.proj.bias[-16:] = 1.0
+    latents = torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(0))
+    full = model.decode(latents)
+    streamer = StreamingDecoder(model)
+    pieces = [streamer.step(latents[:, t : t + 1]) for t in range(20)]
+    torch.testing.assert_close(torch.cat([*pieces, streamer.flush()], dim=-1), full, rtol=1e-4, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = SpeechTokenizerModel.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.decode(latents), full)
+    with torch.device("meta"):
+        flash = SpeechTokenizerModel(SpeechTokenizerConfig.flash(harmonic_candidates=256))
+    assert flash.decoder.head.harmonic.basis.shape == (4, 256, 641)
+
+
+def test_the_pitch_teacher_finds_the_fundamental_of_a_harmonic_sound_and_not_of_noise_or_silence():
+    head = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=256)).decoder.head  # 0.9 % apart
+    seconds = torch.arange(16_000) / 16_000
+    f0 = 140.0 * (1 + 0.1 * seconds)  # a slow glide, 140 → 154 Hz
+    cycles = torch.cumsum(f0, 0) / 16_000
+    formant = lambda hz: 1 + 4 * torch.exp(-(((hz - 700) / 300) ** 2))  # noqa: E731
+    voiced = sum(torch.sin(2 * torch.pi * k * cycles) * formant(k * f0) / k for k in range(1, 40)) * 0.05
+    index, correlation = head.harmonic.pitch_targets(head.analyze(voiced[None]))
+    inside = slice(4, 50)  # frames whose window lies in the signal
+    found = head.harmonic.f0s[index[0, inside]]
+    expected = f0[320 * torch.arange(50)[inside] + 320 - 640].double()  # the window's centre
+    assert torch.all((found / expected - 1).abs() < 0.01), (found, expected)
+    assert torch.all(correlation[0, inside] > 0.45)
+    noise = torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0)) * 0.05
+    assert head.harmonic.pitch_targets(head.analyze(noise))[1][0, inside].median() < 0.3
+    assert torch.all(head.harmonic.pitch_targets(head.analyze(torch.zeros(1, 3200)))[1].abs() < 0.01)

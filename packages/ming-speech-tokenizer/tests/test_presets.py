@@ -64,6 +64,10 @@ def test_flash_on_meta_gives_50_hz_64_dim_latents_and_320_samples_per_frame():
         ({"discriminator_channels": 0}, "discriminator_channels must be positive"),
         ({"discriminator_periods": [2, 1]}, "discriminator_periods"),
         ({"discriminator_periods": []}, "discriminator_periods"),
+        ({"harmonic_candidates": -1}, "harmonic_candidates"),
+        ({"harmonic_f0_range": [500.0, 50.0]}, "harmonic_f0_range"),
+        ({"harmonic_f0_range": [50.0, 9000.0]}, "harmonic_f0_range"),
+        ({"harmonic_f0_range": [0.0, 500.0]}, "harmonic_f0_range"),
     ],
 )
 def test_bad_config_values_are_rejected(overrides, message):

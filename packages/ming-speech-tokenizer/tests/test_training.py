@@ -107,6 +107,18 @@ def test_the_stft_and_phase_terms_enter_the_total_with_their_weights(tmp_path, s
         assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
 
 
+def test_the_pitch_term_enters_the_total_and_needs_a_harmonic_comb(tmp_path, speech):
+    torch.manual_seed(0)
+    model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=32))
+    log = train_speech_tokenizer(model, speech, _recipe(tmp_path, steps=2, warmup_steps=2, pitch_weight=0.5))
+    for step in range(2):
+        assert log.losses["pitch"][step] > 0
+        expected = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step] + 0.5 * log.losses["pitch"][step]
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="harmonic_candidates"):
+        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "plain", pitch_weight=0.5))
+
+
 def test_the_phase_loss_teaches_the_head_the_phases_of_a_fixed_clip(tmp_path, speech):
     clip = speech[2][3200 : 3200 + 23 * 320]
 

@@ -14,7 +14,7 @@ from .configuration import SpeechTokenizerConfig
 from .decoder import SpeechDecoder
 from .discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscriminator, SpeechDiscriminator
 from .encoder import GaussianPosterior, SpeechEncoder
-from .istft_head import ISTFTHead, overlap_add
+from .istft_head import HarmonicComb, ISTFTHead, overlap_add
 from .losses import (
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
@@ -23,6 +23,7 @@ from .losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     phase_loss,
+    pitch_loss,
 )
 from .modeling import SpeechTokenizerModel, SpeechTokenizerOutput, estimate_latent_scaling_factor
 from .streaming import StreamingDecoder, StreamingEncoder
@@ -32,6 +33,7 @@ from .transformer import CausalTransformer, KVState
 __all__ = [
     "CausalTransformer",
     "GaussianPosterior",
+    "HarmonicComb",
     "ISTFTHead",
     "KVState",
     "MultiPeriodDiscriminator",
@@ -55,5 +57,6 @@ __all__ = [
     "lsgan_generator_loss",
     "overlap_add",
     "phase_loss",
+    "pitch_loss",
     "train_speech_tokenizer",
 ]

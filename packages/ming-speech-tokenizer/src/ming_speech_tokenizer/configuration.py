@@ -60,6 +60,13 @@ class SpeechTokenizerConfig(PreTrainedConfig):
             of the same ``n_fft`` samples (Hann window, through a linear layer, added): a phase-invariant view
             of the pitch harmonics and formants that a small encoder trained briefly does not learn from the
             waveform alone for voices it has not heard (off in ``flash()``).
+        harmonic_candidates: with a positive value, the ISTFT head adds a harmonic comb to its log-magnitudes
+            (:class:`~ming_speech_tokenizer.HarmonicComb`): a softmax over this many fundamental frequencies,
+            log-spaced over ``harmonic_f0_range``, picks a learnt periodic profile of ``frequency / f0`` whose depth
+            (smooth over frequency) the head also predicts (0: off, as in ``flash()`` and ``tiny()``). A linear
+            head has to build the pitch harmonics of every fundamental out of its hidden state; with the comb it
+            only has to say which fundamental and how deep.
+        harmonic_f0_range: lowest and highest candidate fundamental, Hz.
     """
 
     model_type = "ming_speech_tokenizer"
@@ -82,6 +89,8 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     discriminator_stft_resolutions: list[list[int]] | tuple[tuple[int, int], ...] = ((1024, 256), (512, 128), (256, 64))
     discriminator_channels: int = 32
     encoder_log_spectrum: bool = False
+    harmonic_candidates: int = 0
+    harmonic_f0_range: list[float] | tuple[float, float] = (50.0, 500.0)
 
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)
@@ -101,6 +110,14 @@ class SpeechTokenizerConfig(PreTrainedConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must split into num_attention_heads ({self.num_attention_heads}) "
                 "heads of even size (rotary)"
+            )
+        self.harmonic_f0_range = [float(f) for f in self.harmonic_f0_range]
+        if self.harmonic_candidates < 0:
+            raise ValueError(f"harmonic_candidates must be ≥ 0 (0: off), got {self.harmonic_candidates}")
+        low_high = self.harmonic_f0_range
+        if len(low_high) != 2 or not 0 < low_high[0] < low_high[1] < self.sampling_rate / 2:
+            raise ValueError(
+                f"harmonic_f0_range must be [low, high] with 0 < low < high < sampling_rate / 2, got {low_high}"
             )
         resolutions = self.discriminator_stft_resolutions
         if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):

@@ -24,7 +24,12 @@ from torch import nn
 
 from .configuration import SpeechTokenizerConfig
 
-__all__ = ["ISTFTHead", "overlap_add"]
+__all__ = ["HarmonicComb", "ISTFTHead", "overlap_add"]
+
+_PROFILE_TERMS = 4  # cosine harmonics of the comb's periodic profile: sharp peaks and flat valleys, as in log spectra
+_PITCH_MAX_HZ = 2000.0  # the pitch teacher reads the harmonics below this
+_ENVELOPE_HZ = 312.5  # width of the moving average the pitch teacher removes from log-magnitudes (the formants)
+_DEPTH_POINTS = 16  # values the comb's depth is interpolated between, 0 Hz to Nyquist (533 Hz apart at 16 kHz)
 
 
 def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
@@ -32,6 +37,88 @@ def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
     batch, count, size = frames.shape
     length = (count - 1) * hop + size
     return F.fold(frames.transpose(1, 2), (1, length), kernel_size=(1, size), stride=(1, hop)).reshape(batch, length)
+
+
+class HarmonicComb(nn.Module):
+    """A log-magnitude term ``depth(f) · Σ_i p_i · g(f / f0_i)`` of decoder states (``harmonic_candidates`` > 0).
+
+    ``p`` is a softmax over ``harmonic_candidates`` fundamentals ``f0_i`` log-spaced over ``harmonic_f0_range``,
+    ``g`` a learnt periodic profile (the first ``_PROFILE_TERMS`` cosine harmonics of ``f / f0``, initialised to
+    ``cos(2π f / f0)``: maxima on the harmonics ``k · f0``) and ``depth(f) ≥ 0`` the comb's depth, interpolated
+    linearly over frequency between ``_DEPTH_POINTS`` evenly spaced values, all from one linear map of the decoder
+    state. The depth is smooth so that only the right fundamental fits a spectrum's harmonics (a free depth per bin
+    could fit any spectrum with any comb). The comb of any fundamental is one softmax away, where a linear head must
+    assemble it from its hidden state (which a small network trained briefly does for the voices it knows and
+    smears for others).
+    """
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        self.candidates = config.harmonic_candidates
+        self.bins = config.n_fft // 2 + 1
+        self.f0_range = tuple(config.harmonic_f0_range)
+        self.bin_hz = config.sampling_rate / config.n_fft
+        self.proj = nn.Linear(config.hidden_size, self.candidates + _DEPTH_POINTS)
+        self.profile = nn.Parameter(torch.zeros(_PROFILE_TERMS))
+        self.register_buffer("basis", torch.empty(0), persistent=False)
+        self.register_buffer("interpolation", torch.empty(0), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The profile ``cos(2π f / f0)`` and the buffers (non-persistent, empty on ``meta``)."""
+        with torch.no_grad():
+            self.profile.copy_(torch.eye(_PROFILE_TERMS, device=self.profile.device)[0])
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """``basis[k, i, b] = cos(2π (k + 1) · f_b / f0_i)`` for the head's bin frequencies ``f_b``, and the
+        ``(_DEPTH_POINTS, bins)`` linear interpolation of the depth."""
+        device = self.profile.device
+        low, high = self.f0_range
+        f0 = torch.logspace(math.log10(low), math.log10(high), self.candidates, dtype=torch.float64, device=device)
+        cycles = torch.arange(self.bins, dtype=torch.float64, device=device) * self.bin_hz / f0[:, None]
+        terms = torch.arange(1, _PROFILE_TERMS + 1, dtype=torch.float64, device=device)[:, None, None]
+        self.basis = torch.cos(2 * math.pi * terms * cycles).float()
+        position = torch.linspace(0, _DEPTH_POINTS - 1, self.bins, dtype=torch.float64, device=device)
+        points = torch.arange(_DEPTH_POINTS, dtype=torch.float64, device=device)[:, None]
+        self.interpolation = (1 - (position - points).abs()).clamp(min=0).float()
+
+    @property
+    def f0s(self) -> torch.Tensor:
+        """The candidate fundamentals, Hz (``harmonic_candidates``, float64)."""
+        low, high = self.f0_range
+        return torch.logspace(math.log10(low), math.log10(high), self.candidates, dtype=torch.float64)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(B, T, hidden)`` → the softmax logits over the candidate fundamentals ``(B, T, candidates)`` (fp32)."""
+        return self.proj(hidden).float()[..., : self.candidates]
+
+    @torch.no_grad()
+    def pitch_targets(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A teacher for :meth:`logits`: for complex spectra ``(B, T, n_fft // 2 + 1)`` in the head's layout (e.g.
+        :meth:`ISTFTHead.analyze` of the input), the candidate whose comb ``cos(2π f / f0)`` correlates best with
+        the fine structure of the log-magnitudes below 2 kHz (the log-magnitudes minus their moving average over
+        ``_ENVELOPE_HZ``, which removes the formants), and that normalised correlation in [-1, 1] (about 0 for a
+        flat spectrum such as silence; voiced speech mostly above 0.45, noise below). Returns ``(index, correlation)``,
+        each ``(B, T)``. A harmonic spectrum's comb beats those of its octaves: the comb of ``f0 / 2`` and of
+        ``2 f0`` are as high between the harmonics as on them."""
+        bins = int(_PITCH_MAX_HZ / self.bin_hz)
+        width = 2 * int(_ENVELOPE_HZ / self.bin_hz / 2) + 1
+        log_magnitude = spectrum.abs().float().clamp(min=1e-5).log()
+        flat = log_magnitude.reshape(-1, 1, log_magnitude.shape[-1])
+        envelope = F.avg_pool1d(F.pad(flat, (width // 2, width // 2), mode="replicate"), width, stride=1)
+        fine = (flat - envelope).reshape(log_magnitude.shape)[..., :bins]
+        templates = self.basis[0, :, :bins]
+        # the floor keeps the rounding noise of a flat spectrum (silence) from correlating with anything
+        score = fine @ templates.T / (fine.norm(dim=-1, keepdim=True).clamp(min=1e-2) * templates.norm(dim=-1))
+        correlation, index = score.max(dim=-1)
+        return index, correlation
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(B, T, hidden)`` → the comb term ``(B, T, n_fft // 2 + 1)`` (fp32) added to the log-magnitudes."""
+        logits, depth = self.proj(hidden).float().split([self.candidates, _DEPTH_POINTS], dim=-1)
+        templates = torch.einsum("k,kib->ib", self.profile.float(), self.basis)
+        return (F.softplus(depth) @ self.interpolation) * (logits.softmax(-1) @ templates)
 
 
 class ISTFTHead(nn.Module):
@@ -46,6 +133,7 @@ class ISTFTHead(nn.Module):
         # n_fft 1024 and would clip a full-scale sine at n_fft 1280, whose peak bin is n_fft / 4 = 320).
         self.max_log_magnitude = math.log(config.n_fft / 2)
         self.proj = nn.Linear(config.hidden_size, config.n_fft + 2)
+        self.harmonic = HarmonicComb(config) if config.harmonic_candidates else None
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
     def reset_buffers(self) -> None:
@@ -63,9 +151,11 @@ class ISTFTHead(nn.Module):
         return torch.polar(log_magnitude.clamp(max=self.max_log_magnitude).exp(), phase)
 
     def log_magnitude_and_phase(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-magnitudes (before the clip) and phases (radians, not wrapped), each ``(B, T, n_fft // 2 + 1)``
-        fp32, of decoder states."""
+        """Log-magnitudes (before the clip; with the :class:`HarmonicComb` term when the config has one) and phases
+        (radians, not wrapped), each ``(B, T, n_fft // 2 + 1)`` fp32, of decoder states."""
         log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
+        if self.harmonic is not None:
+            log_magnitude = log_magnitude + self.harmonic(hidden)
         return log_magnitude, phase
 
     def spectrum(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchaudio.transforms import MelSpectrogram
 
@@ -22,6 +23,7 @@ __all__ = [
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "phase_loss",
+    "pitch_loss",
 ]
 
 
@@ -135,6 +137,19 @@ def phase_loss(predicted: torch.Tensor, target: torch.Tensor, magnitude: torch.T
         torch.minimum(magnitude[..., 1:, :], magnitude[..., :-1, :]),
     )
     return instantaneous + group_delay + frequency
+
+
+def pitch_loss(
+    logits: torch.Tensor, target: torch.Tensor, correlation: torch.Tensor, threshold: float = 0.45
+) -> torch.Tensor:
+    """Cross-entropy of the harmonic comb's fundamental logits ``(B, T, candidates)`` against the teacher's
+    candidates ``target`` ``(B, T)``, averaged over the frames whose teacher ``correlation`` ``(B, T)`` exceeds
+    ``threshold`` (voiced ones; 0 when there are none). See :meth:`HarmonicComb.pitch_targets
+    <ming_speech_tokenizer.HarmonicComb.pitch_targets>`: without this teacher the comb's softmax, trained only
+    through the magnitudes, settles on fundamentals that are not the voice's."""
+    voiced = (correlation > threshold).float()
+    losses = F.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction="none")
+    return (losses * voiced.flatten()).sum() / voiced.sum().clamp(min=1)
 
 
 def lsgan_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ._inputs import check_latents, check_positive_int, prepare_wave
 from .configuration import SpeechTokenizerConfig
 from .decoder import SpeechDecoder
 from .encoder import GaussianPosterior, SpeechEncoder
-from .istft_head import ISTFTHead
+from .istft_head import HarmonicComb, ISTFTHead
 from .streaming import StreamingDecoder, StreamingEncoder
 from .transformer import CausalTransformer
 
@@ -49,6 +49,9 @@ class SpeechTokenizerOutput(ModelOutput):
             (fp32) that ``reconstruction`` is synthesised from, comparable with the angle of
             :meth:`ISTFTHead.analyze <ming_speech_tokenizer.ISTFTHead.analyze>` of the input (training's phase loss).
 
+        harmonic_logits: the logits over the harmonic comb's candidate fundamentals ``(B, N / hop, candidates)``
+            (fp32; ``None`` without a comb), for training's pitch loss.
+
     ``reconstruction`` is aligned with the input; its last ``config.latency_frames`` slots are unfinished (see
     :class:`~ming_speech_tokenizer.ISTFTHead`), so training leaves them out of the losses.
     """
@@ -58,6 +61,7 @@ class SpeechTokenizerOutput(ModelOutput):
     latents: torch.Tensor | None = None
     log_magnitude: torch.Tensor | None = None
     phase: torch.Tensor | None = None
+    harmonic_logits: torch.Tensor | None = None
 
 
 class SpeechTokenizerModel(PreTrainedModel):
@@ -105,6 +109,9 @@ class SpeechTokenizerModel(PreTrainedModel):
             module.reset_buffers(self.config.rope_theta)  # non-persistent: rebuilt after loading onto `meta`
         elif isinstance(module, ISTFTHead):
             module.reset_buffers()
+        elif isinstance(module, HarmonicComb):
+            init.copy_(module.profile, torch.eye(len(module.profile))[0])
+            module.reset_buffers()
 
     def forward(
         self, wave: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
@@ -123,7 +130,8 @@ class SpeechTokenizerModel(PreTrainedModel):
         head = self.decoder.head
         log_magnitude, phase = head.log_magnitude_and_phase(hidden)
         reconstruction = head.place(head.synthesize(head.polar(log_magnitude, phase)))
-        return SpeechTokenizerOutput(reconstruction, posterior, latents, log_magnitude, phase)
+        harmonic_logits = head.harmonic.logits(hidden) if head.harmonic is not None else None
+        return SpeechTokenizerOutput(reconstruction, posterior, latents, log_magnitude, phase, harmonic_logits)
 
     @torch.no_grad()
     def encode(

@@ -56,12 +56,24 @@ from .losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     phase_loss,
+    pitch_loss,
 )
 from .modeling import SpeechTokenizerModel
 
 __all__ = ["TrainingLog", "TrainingRecipe", "train_speech_tokenizer"]
 
-_LOSS_NAMES = ("total", "mel", "kl", "stft", "magnitude", "phase", "adversarial", "feature_matching", "discriminator")
+_LOSS_NAMES = (
+    "total",
+    "mel",
+    "kl",
+    "stft",
+    "magnitude",
+    "phase",
+    "pitch",
+    "adversarial",
+    "feature_matching",
+    "discriminator",
+)
 # Fields that may change between an interrupted run and its resumption without changing the run itself.
 _RESUMABLE_CHANGES = {"steps", "progress", "keep_last"}
 _Positive = Annotated[int, Field(gt=0)]
@@ -100,6 +112,12 @@ class TrainingRecipe(BaseModel):
         0.0, ge=0, description="Weight of the ISTFT head's log-magnitude loss (0: not computed)."
     )
     phase_weight: float = Field(0.0, ge=0, description="Weight of the ISTFT head's phase loss (0: not computed).")
+    pitch_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the harmonic comb's pitch loss against the input's own harmonics (0: not computed; "
+        "needs a model with harmonic_candidates > 0).",
+    )
     phase_magnitude_weighted: bool = Field(
         True, description="Weight the phase loss's bins by the target's magnitudes (False: APNet's plain means)."
     )
@@ -275,6 +293,8 @@ def train_speech_tokenizer(
     train_clips = [F.pad(c, (0, max(0, crop - c.numel()))) for c in _clip_tensors(clips, "clips")]
     val_clips = _clip_tensors(validation_clips, "validation_clips") if validation_clips else []
     _check_lengths(recipe, config, length, val_clips)
+    if recipe.pitch_weight > 0 and model.decoder.head.harmonic is None:
+        raise ValueError("recipe.pitch_weight > 0 needs a model with a harmonic comb (config.harmonic_candidates > 0)")
     device = model.device
     with torch.random.fork_rng(devices=[]):  # the discriminator is built on the CPU: seed only its generator
         torch.random.default_generator.manual_seed(recipe.seed)
@@ -335,7 +355,7 @@ def train_speech_tokenizer(
         if recipe.stft_weight > 0:
             losses["stft"] = stft_loss(fake, real)
             total = total + recipe.stft_weight * losses["stft"]
-        if recipe.magnitude_weight > 0 or recipe.phase_weight > 0:
+        if recipe.magnitude_weight > 0 or recipe.phase_weight > 0 or recipe.pitch_weight > 0:
             with torch.no_grad():
                 target = model.decoder.head.analyze(batch)
         if recipe.magnitude_weight > 0:
@@ -345,6 +365,9 @@ def train_speech_tokenizer(
             magnitude = target.abs() if recipe.phase_magnitude_weighted else None
             losses["phase"] = phase_loss(output.phase, target.angle(), magnitude)
             total = total + recipe.phase_weight * losses["phase"]
+        if recipe.pitch_weight > 0:
+            losses["pitch"] = pitch_loss(output.harmonic_logits, *model.decoder.head.harmonic.pitch_targets(target))
+            total = total + recipe.pitch_weight * losses["pitch"]
         if step >= recipe.warmup_steps and (step - recipe.warmup_steps) % recipe.adversarial_every == 0:
             losses["discriminator"] = lsgan_discriminator_loss(discriminator(real), discriminator(fake.detach()))
             _check_finite(losses, step + 1)

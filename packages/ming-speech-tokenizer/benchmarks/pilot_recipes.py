@@ -1,0 +1,148 @@
+"""Short pilots of changes to recipe v3, scored on the held-out clips against v3's own run at the same step.
+
+Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/pilot_recipes.py --stop 1200 VARIANT [VARIANT ...]
+Each variant is recipe v3 (same data, seed, batches and learning-rate schedule over v3's 5600 steps) with a few
+config or :class:`TrainingRecipe` fields changed; it trains until ``--stop`` (a multiple of v3's checkpoint interval,
+600) and is scored like ``bench_quality.py`` scores a checkpoint (multi-scale mel distance, STOI, wide-band PESQ,
+RMS level, and the trained magnitudes with the input's phases), beside v3's checkpoint of the same step (``v3``,
+from ``train_tiny_espeak.py --recipe v3``'s run folder). Runs go to ``~/.cache/ming/speech-tokenizer/pilot-<name>-run``
+(resumable; a later full run of the same recipe could continue one). Writes results/pilots_<stop>.json (rows of
+earlier calls with the same ``--stop`` are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_quality import scores, spectra_swap_reconstruction, tokenizer_reconstruction
+from report import write_result
+from train_tiny_espeak import CACHE, HELD_OUT_SPEECH, RECIPES, run_dir_for, speech_clips
+
+from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel, train_speech_tokenizer
+
+# name → (config overrides, TrainingRecipe options), on top of v3's
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "decoder4": ({"decoder_layers": 4}, {}),
+    "mel4096": ({}, {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)}),
+    "mrstft": ({}, {"stft_weight": 5.0, "stft_resolutions": ((2048, 512), (1024, 256), (512, 128))}),
+    "lr2e-3": ({}, {"learning_rate": 2e-3}),
+    "harmonic": ({"harmonic_candidates": 256}, {}),
+    "harmonic-pitch": ({"harmonic_candidates": 256}, {"pitch_weight": 1.0}),
+    "harmonic-pitch-mel4096": (
+        {"harmonic_candidates": 256},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+    "harmonic-mel4096": (
+        {"harmonic_candidates": 256},
+        {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+}
+
+
+class _StopError(Exception):
+    """Raised by the trainer's callback once the pilot's last step (and its checkpoint) is done."""
+
+
+def pilot_recipe(name: str):
+    """Recipe v3 with variant ``name``'s changes, in its own folder."""
+    base = RECIPES["v3"]
+    config, options = VARIANTS[name]
+    return dataclasses.replace(
+        base,
+        folder=f"pilot-{name}",
+        description=f"v3 with {config | options}",
+        config_overrides={**base.config_overrides, **config},
+        options={**base.options, **options},
+    )
+
+
+def score(model: SpeechTokenizerModel, clips: list[torch.Tensor]) -> dict[str, str]:
+    """Held-out means of the tokenizer and of its magnitudes with the input's phases."""
+    mel_distance = MultiScaleMelLoss(16_000)
+    row = {}
+    for label, reconstruct in (
+        ("", tokenizer_reconstruction(model)),
+        ("mags+input phases ", spectra_swap_reconstruction(model, "magnitude")),
+    ):
+        with torch.no_grad():
+            per_clip = [scores(clip, reconstruct(clip), mel_distance) for clip in clips]
+        means = {key: float(np.mean([s[key] for s in per_clip])) for key in per_clip[0]}
+        row |= {
+            f"{label}mel ↓": f"{means['mel']:.3f}",
+            f"{label}STOI ↑": f"{means['stoi']:.3f}",
+            f"{label}PESQ ↑": f"{means['pesq']:.2f}",
+        }
+        if not label:
+            row["RMS level"] = f"{means['level']:.2f}"
+    return row
+
+
+def save(out: Path, rows: dict[str, dict[str, str]], stop: int) -> None:
+    """Write the pilots' table."""
+    write_result(
+        out,
+        f"Pilots of recipe v3's variants at step {stop} (of v3's 5600-step schedule): held-out quality",
+        f"pilot_recipes.py --stop {stop} VARIANT ...",
+        list(rows.values()),
+        f"8 held-out clips, means; v3 = its own run's checkpoint at step {stop}. CPU s / step: the pilot's "
+        "training process time over its steps on the shared machine (one thread).",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    parser.add_argument("--stop", type=int, default=1200, help="last step (a multiple of 600)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    clips = speech_clips(HELD_OUT_SPEECH)
+    out = Path(__file__).parent / "results" / f"pilots_{args.stop}.json"
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
+    reference = run_dir_for(RECIPES["v3"].default_out) / f"checkpoint-{args.stop:07d}"
+    if reference.exists():
+        rows["v3"] = {"variant": "v3", "changes": "—", "CPU s / step": "—"}
+        rows["v3"] |= score(SpeechTokenizerModel.from_pretrained(reference).eval(), clips)
+        print(rows["v3"])
+        save(out, rows, args.stop)
+    train = speech_clips(RECIPES["v3"].train_speech)
+    for name in args.variants:
+        tiny = pilot_recipe(name)
+        run_dir = run_dir_for(CACHE / tiny.folder)
+        timing = run_dir / "pilot.json"  # CPU time of the pilot's training, kept for later calls
+        if not timing.exists():
+
+            def stop(step: int, _losses: dict[str, float]) -> None:
+                if step >= args.stop:
+                    raise _StopError
+
+            cpu = time.process_time()
+            with contextlib.suppress(_StopError):
+                train_speech_tokenizer(
+                    tiny.untrained_model(),
+                    train,
+                    tiny.training_recipe(run_dir).model_copy(update={"progress": False}),
+                    callback=stop,
+                )
+            timing.write_text(json.dumps({"steps": args.stop, "cpu_s": time.process_time() - cpu}))
+        spent = json.loads(timing.read_text())
+        model = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{args.stop:07d}").eval()
+        changes = VARIANTS[name][0] | VARIANTS[name][1]
+        rows[name] = {
+            "variant": name,
+            "changes": str(changes),
+            "CPU s / step": f"{spent['cpu_s'] / spent['steps']:.3f}",
+        }
+        rows[name] |= score(model, clips)
+        print(rows[name])
+        save(out, rows, args.stop)  # after each variant: an interrupted call keeps what it measured
+
+
+if __name__ == "__main__":
+    main()
