@@ -68,6 +68,24 @@ def test_guidance_scales_of_one_give_the_conditional_prediction(pipe, refs):
     assert (stronger - conditional).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("refs", [False, True])
+@torch.no_grad()
+def test_edit_guidance_scale_sets_the_text_scale_of_editing_only(pipe, refs):
+    pipe.transformer.null_condition.data.normal_()
+    condition, latents, references = _condition_and_latents(pipe, refs)
+    t = torch.tensor([500.0, 500.0])
+
+    def velocity(**fields):
+        return pipe.guided_velocity(latents, t, condition, references, ImageGenerationOptions(**fields))
+
+    separate = velocity(guidance_scale=1.5, edit_guidance_scale=4.0)
+    if refs:
+        torch.testing.assert_close(separate, velocity(guidance_scale=4.0))
+        assert not torch.allclose(separate, velocity(guidance_scale=1.5))
+    else:
+        torch.testing.assert_close(separate, velocity(guidance_scale=1.5))
+
+
 def test_guidance_formulas():
     u, ci, cf = torch.tensor(1.0), torch.tensor(3.0), torch.tensor(4.0)
     assert editing_guidance(u, ci, cf, 2.0, 5.0) == 1 + 2 * 2 + 5 * 1
@@ -216,3 +234,25 @@ def test_pipeline_save_load_is_bit_identical(pipe, tmp_path):
         loaded(prompt, num_inference_steps=2, seed=0, output_type="pt").images,
     )
     assert not list(tmp_path.rglob("*.bin"))
+
+
+def test_default_options_are_saved_and_give_way_to_the_call(pipe, tmp_path):
+    assert pipe.default_options == ImageGenerationOptions()
+    pipe.set_default_options(guidance_scale=2.0, num_inference_steps=2)
+    pipe.save_pretrained(tmp_path)
+    loaded = MingImagePipeline.from_pretrained(tmp_path)
+    assert loaded.default_options.guidance_scale == 2.0
+    assert loaded.default_options.image_guidance_scale == ImageGenerationOptions().image_guidance_scale
+
+    def images(**kwargs):
+        return loaded("a red circle", seed=0, output_type="pt", **kwargs).images
+
+    stated = images(guidance_scale=2.0, num_inference_steps=2)
+    assert torch.equal(images(), stated)
+    assert torch.equal(images(options=ImageGenerationOptions(seed=0)), stated)  # unset fields: pipeline defaults
+    assert not torch.equal(images(guidance_scale=5.0), stated)
+    assert not torch.equal(images(options=ImageGenerationOptions(guidance_scale=5.0)), stated)
+    with pytest.raises(ValidationError, match="guidance_scale"):
+        pipe.set_default_options(guidance_scale=-1.0)
+    with pytest.raises(ValidationError, match="guidance"):
+        pipe.set_default_options(guidance=2.0)

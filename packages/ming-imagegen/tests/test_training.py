@@ -11,6 +11,8 @@ from ming_imagegen import (
     GenerationSample,
     TrainingRecipe,
     flow_matching_pair,
+    identity_loss,
+    predicted_clean,
     pretrain_language_model,
     tiny_language_model,
     tiny_pipeline,
@@ -264,3 +266,88 @@ def test_ema_is_the_moving_average_of_the_trained_weights(language_model, sample
     for name, value in expected.items():
         torch.testing.assert_close(final[name], value)
     assert not torch.equal(final["proj_out.weight"], raw[2]["proj_out.weight"])
+
+
+def _subject(picture):
+    """The red square of the ``picture`` fixture as a pixel mask, and its crop."""
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[8:20, 8:20] = True
+    return mask, picture.crop((8, 8, 20, 20))
+
+
+@pytest.mark.parametrize("prediction_type", ["velocity", "sample"])
+def test_predicted_clean_inverts_the_flow_pair(language_model, prediction_type):
+    lm, tokenizer = language_model
+    pipe = tiny_pipeline(lm, tokenizer, prediction_type=prediction_type)
+    x0, noise, sigmas = torch.randn(3, 12, 16, 16), torch.randn(3, 12, 16, 16), torch.tensor([0.1, 0.5, 0.9])
+    x_t, v = flow_matching_pair(x0, noise, sigmas)
+    torch.testing.assert_close(predicted_clean(pipe.transformer, x_t, sigmas, v), x0)
+    if prediction_type == "sample":  # below min_sigma the head's velocity is (x_σ − x̂₀) / min_sigma
+        tiny = torch.tensor([0.01, 0.01, 0.01])
+        x_t = flow_matching_pair(x0, noise, tiny)[0]
+        torch.testing.assert_close(predicted_clean(pipe.transformer, x_t, tiny, (x_t - x0) / 0.05), x0)
+
+
+def test_identity_loss_is_zero_at_the_target_and_reads_only_the_subject(pipe, picture):
+    mask, _ = _subject(picture)
+    target = pipe.encode_images([picture])
+    zero_global, zero_local = identity_loss(pipe, target, target, mask[None])
+    assert zero_global.abs().item() < 1e-6
+    assert zero_local.item() == 0
+    outside = target.clone()
+    outside[..., 12:, :] += 1.0  # latent rows 12-15 = pixel rows 24-31, below the subject's box
+    torch.testing.assert_close(torch.stack(identity_loss(pipe, outside, target, mask[None])), torch.zeros(2, 1))
+    inside = target.clone()
+    inside[..., 5:8, 5:8] -= 1.0  # inside the subject
+    global_term, local_term = identity_loss(pipe, inside, target, mask[None])
+    assert global_term.item() > 1e-4
+    assert local_term.item() > 0.1
+    with pytest.raises(ValueError, match="do not fit"):
+        identity_loss(pipe, target, target, mask[None, :16])
+
+
+def test_identity_loss_trains_the_generator_and_reaches_the_identity_encoder_through_the_condition(pipe, picture):
+    mask, crop = _subject(picture)
+    x0 = pipe.encode_images([picture])
+    sigmas = torch.tensor([0.5])
+    x_t, _ = flow_matching_pair(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)), sigmas)
+    condition = pipe.encode_condition(["a red square"], identity_images=[crop])
+    velocity = pipe.transformer(x_t, sigmas * 1000, *condition.astuple()).sample
+    global_term, local_term = identity_loss(
+        pipe, predicted_clean(pipe.transformer, x_t, sigmas, velocity), x0, mask[None]
+    )
+    (global_term + local_term).sum().backward()
+    encoder_grads = [p.grad for p in pipe.identity_encoder.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in encoder_grads)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pipe.transformer.parameters())
+    # The encoder is only a yardstick inside the loss: a prediction that does not depend on it gives it no gradient.
+    pipe.identity_encoder.zero_grad(set_to_none=True)
+    loose = x0.clone().add_(0.3).requires_grad_(True)
+    sum(identity_loss(pipe, loose, x0, mask[None])).sum().backward()
+    assert loose.grad.abs().sum() > 0
+    assert all(p.grad is None for p in pipe.identity_encoder.parameters())
+
+
+def test_identity_loss_weights_enter_the_training_loss(language_model, picture, tmp_path):
+    lm, tokenizer = language_model
+    mask, crop = _subject(picture)
+    mask_image = Image.fromarray(mask.numpy().astype(np.uint8) * 255)
+    data = [GenerationSample(prompt="a red square", image=picture, identity=crop, identity_mask=mask_image)]
+    losses = {}
+    for weight in (0.0, 1.0):
+        recipe = TrainingRecipe(
+            output_dir=tmp_path / str(weight),
+            steps=1,
+            batch_size=2,
+            progress=False,
+            save_pipeline=False,
+            identity_global_weight=weight,
+            identity_pixel_weight=weight,
+        )
+        losses[weight] = train_image_generator(tiny_pipeline(lm, tokenizer, seed=0), data, recipe).losses[0]
+    assert np.isfinite(losses[1.0])
+    assert losses[1.0] > losses[0.0]
+    with pytest.raises(ValueError, match="needs an identity crop"):
+        GenerationSample(prompt="a red square", image=picture, identity_mask=mask_image)
+    with pytest.raises(ValueError, match="size"):
+        GenerationSample(prompt="x", image=picture, identity=crop, identity_mask=mask_image.resize((16, 16)))

@@ -14,7 +14,8 @@
 - Presets: :func:`tiny_pipeline`, :func:`tiny_language_model`, :func:`flash_components`.
 - Training: :func:`train_image_generator` on :class:`GenerationSample` / :class:`EditingSample` with a
   :class:`TrainingRecipe` (LLM frozen, progress bar, checkpoints, exact resume, sample grids);
-  :func:`flow_matching_pair`; :func:`pretrain_language_model` (next-token pretraining of a small stand-in LLM).
+  :func:`flow_matching_pair`; :func:`pretrain_language_model` (next-token pretraining of a small stand-in LLM);
+  the opt-in composite :func:`identity_loss` on :func:`predicted_clean`.
 """
 
 from .attention import RotaryJointAttnProcessor
@@ -32,6 +33,8 @@ from .training import (
     TrainingLog,
     TrainingRecipe,
     flow_matching_pair,
+    identity_loss,
+    predicted_clean,
     pretrain_language_model,
     train_image_generator,
 )
@@ -61,7 +64,9 @@ __all__ = [
     "extract_quoted_text",
     "flash_components",
     "flow_matching_pair",
+    "identity_loss",
     "nearest_bucket",
+    "predicted_clean",
     "pretrain_language_model",
     "text_guidance",
     "tiny_language_model",

@@ -20,7 +20,10 @@ class ImageGenerationOptions(BaseModel):
             (``"16:9"``); the output takes the aspect-ratio bucket nearest to it at the pipeline's default resolution.
         num_inference_steps: Euler steps of ``FlowMatchEulerDiscreteScheduler`` (30). 0 is allowed for editing only
             (the output is then the reference's reconstruction).
-        guidance_scale: text guidance: classifier-free scale in generation, ``s_txt`` in editing (5).
+        guidance_scale: text guidance: classifier-free scale in generation, and ``s_txt`` in editing unless
+            ``edit_guidance_scale`` is given (5).
+        edit_guidance_scale: ``s_txt`` of the editing guidance when it should differ from ``guidance_scale`` (None:
+            the same; a trained checkpoint may keep its own, see ``MingImagePipeline.default_options``).
         image_guidance_scale: ``s_img`` of the editing guidance ``u + s_img·(c_img − u) + s_txt·(c_full − c_img)`` (2).
         strength: editing only: how much noise the reference latents start from (1 = pure noise).
         seed: sampling seed; image ``i`` of a call draws its noise from ``seed + i``. None: drawn from torch's RNG.
@@ -37,12 +40,18 @@ class ImageGenerationOptions(BaseModel):
     aspect_ratio: float | None = Field(None, gt=0.1, lt=10)
     num_inference_steps: int = Field(30, ge=0, le=1000)
     guidance_scale: float = Field(5.0, ge=0, le=100)
+    edit_guidance_scale: float | None = Field(None, ge=0, le=100)
     image_guidance_scale: float = Field(2.0, ge=0, le=100)
     strength: float = Field(1.0, gt=0, le=1)
     seed: int | None = Field(None, ge=0)
     num_images_per_prompt: int = Field(1, ge=1, le=64)
     batched_guidance: bool = True
     output_type: Literal["pil", "np", "pt", "latent"] = "pil"
+
+    @property
+    def edit_text_scale(self) -> float:
+        """``s_txt`` of the editing guidance: ``edit_guidance_scale``, else ``guidance_scale``."""
+        return self.guidance_scale if self.edit_guidance_scale is None else self.edit_guidance_scale
 
     @field_validator("aspect_ratio", mode="before")
     @classmethod

@@ -71,6 +71,9 @@ class MingImagePipeline(DiffusionPipeline):
         glyph_tokenizer: ``ByT5Tokenizer`` (optional).
         glyph_mapper: ByT5 states → condition tokens (optional).
         identity_encoder: subject crop latents → identity tokens (optional).
+        default_options: this pipeline's defaults for :class:`ImageGenerationOptions` fields (e.g. the guidance scale
+            chosen for a trained checkpoint), saved in ``model_index.json``; fields not named keep the class
+            defaults. A call's ``options`` and keyword arguments override them.
     """
 
     model_cpu_offload_seq = (
@@ -97,6 +100,7 @@ class MingImagePipeline(DiffusionPipeline):
         glyph_tokenizer: Any = None,
         glyph_mapper: GlyphMapper | None = None,
         identity_encoder: IdentityEncoder | None = None,
+        default_options: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -112,6 +116,21 @@ class MingImagePipeline(DiffusionPipeline):
             identity_encoder=identity_encoder,
         )
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.size_multiple, do_resize=False)
+        self.set_default_options(**(default_options or {}))
+
+    @property
+    def default_options(self) -> ImageGenerationOptions:
+        """The options a call starts from: the class defaults updated by this pipeline's ``default_options``."""
+        return ImageGenerationOptions.model_validate(self.config.default_options)
+
+    def set_default_options(self, **fields: Any) -> None:
+        """Replace this pipeline's option defaults by ``fields`` (validated; saved with ``save_pretrained``).
+
+        Raises:
+            pydantic.ValidationError: a bad field name or value.
+        """
+        ImageGenerationOptions.model_validate(fields)
+        self.register_to_config(default_options=dict(fields))
 
     # ---- geometry ----------------------------------------------------------------------------------------------
     @property
@@ -251,7 +270,8 @@ class MingImagePipeline(DiffusionPipeline):
         """The guided velocity of ``latents`` at ``timestep``.
 
         Without references: ``text_guidance(u, c, guidance_scale)`` with ``u`` the learned null condition. With
-        references: ``editing_guidance(u, c_img, c_full, image_guidance_scale, guidance_scale)``, ``u`` dropping both
+        references: ``editing_guidance(u, c_img, c_full, image_guidance_scale, s_txt)`` with ``s_txt`` the
+        ``edit_guidance_scale`` (``guidance_scale`` when None), ``u`` dropping both
         the text and the references. ``options.batched_guidance`` runs the branches as one batch (masks select what each
         branch sees) rather than one forward each.
         """
@@ -288,7 +308,7 @@ class MingImagePipeline(DiffusionPipeline):
             outs = [forward(1, d, m) for d, m in branches]
         if references is None:
             return text_guidance(outs[0], outs[1], options.guidance_scale)
-        return editing_guidance(*outs, options.image_guidance_scale, options.guidance_scale)
+        return editing_guidance(*outs, options.image_guidance_scale, options.edit_text_scale)
 
     # ---- the recipe --------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -314,7 +334,8 @@ class MingImagePipeline(DiffusionPipeline):
                 Reference ``i`` carries concept vector ``i``.
             identity_image: a subject crop whose identity tokens join every prompt's condition.
             options: :class:`ImageGenerationOptions`; keyword arguments override its fields
-                (``pipe("a cat", num_inference_steps=20)``).
+                (``pipe("a cat", num_inference_steps=20)``). Fields set in neither take the pipeline's
+                :attr:`default_options`.
             progress: show a progress bar over the steps.
 
         Returns:
@@ -325,8 +346,8 @@ class MingImagePipeline(DiffusionPipeline):
             pydantic.ValidationError: bad option values (the error names the field).
             ValueError: inconsistent inputs (sizes, counts, missing prompt), naming what is wrong.
         """
-        base = options.model_dump() if options is not None else {}
-        options = ImageGenerationOptions.model_validate({**base, **option_overrides})
+        given = options.model_dump(exclude_unset=True) if options is not None else {}
+        options = ImageGenerationOptions.model_validate({**self.config.default_options, **given, **option_overrides})
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if prompts is not None and (not prompts or not all(isinstance(p, str) for p in prompts)):
             raise ValueError("prompt must be a string or a non-empty list of strings")

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 from diffusers.utils import make_image_grid
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -42,6 +43,8 @@ __all__ = [
     "TrainingLog",
     "TrainingRecipe",
     "flow_matching_pair",
+    "identity_loss",
+    "predicted_clean",
     "pretrain_language_model",
     "train_image_generator",
 ]
@@ -59,6 +62,9 @@ class GenerationSample(BaseModel):
         prompt: the prompt.
         image: the target image (RGB; its size must be a multiple of the pipeline's ``size_multiple``).
         identity: optional subject crop whose identity tokens join the condition.
+        identity_mask: optional region of the subject in ``image`` (a mask image of ``image``'s size, nonzero =
+            subject; needs ``identity``): where the opt-in identity loss (:func:`identity_loss`) compares the
+            prediction with the target.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
@@ -66,6 +72,19 @@ class GenerationSample(BaseModel):
     prompt: str = Field(min_length=1)
     image: PIL.Image.Image
     identity: PIL.Image.Image | None = None
+    identity_mask: PIL.Image.Image | None = None
+
+    @model_validator(mode="after")
+    def _mask_fits(self) -> GenerationSample:
+        if self.identity_mask is None:
+            return self
+        if self.identity is None:
+            raise ValueError("identity_mask needs an identity crop")
+        if self.identity_mask.size != self.image.size:
+            raise ValueError(f"identity_mask size {self.identity_mask.size} differs from the image's {self.image.size}")
+        if not np.asarray(self.identity_mask.convert("L")).any():
+            raise ValueError("identity_mask is empty")
+        return self
 
 
 class EditingSample(BaseModel):
@@ -124,6 +143,13 @@ class TrainingRecipe(BaseModel):
     text_dropout: float = Field(0.1, ge=0, le=1, description="Probability of replacing a condition by the null token.")
     reference_dropout: float = Field(0.1, ge=0, le=1, description="Probability of dropping each reference image.")
     timestep_sampling: Literal["logit_normal", "uniform"] = Field("logit_normal", description="Law of the flow time σ.")
+    logit_mean: float = Field(
+        0.0,
+        ge=-3,
+        le=3,
+        description="Mean of the logit-normal law of σ (> 0: more steps at high noise, where the "
+        "layout and colours are decided).",
+    )
     checkpoint_every: int = Field(500, gt=0, description="Steps between checkpoints (the last step always saves).")
     keep_last: int | None = Field(2, gt=0, description="Keep only this many latest checkpoints (None: all).")
     sample_every: int | None = Field(None, gt=0, description="Steps between sample grids (None: only at the end).")
@@ -135,6 +161,18 @@ class TrainingRecipe(BaseModel):
     seed: int = Field(0, ge=0, description="Seed of the batch order, flow times, noise and dropout.")
     progress: bool = Field(True, description="Show a tqdm progress bar.")
     save_pipeline: bool = Field(True, description="Save the whole pipeline to output_dir/pipeline at the end.")
+    identity_global_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the identity loss's global term (samples with an identity_mask; 0: off): 1 − cosine "
+        "of the pooled identity features of the subject region, predicted clean image vs target (identity_loss).",
+    )
+    identity_pixel_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the identity loss's local term (0: off): mean absolute pixel error of the decoded "
+        "predicted clean image inside the subject region.",
+    )
 
 
 @dataclass
@@ -154,6 +192,63 @@ def flow_matching_pair(
     return (1 - s) * latents + s * noise, noise - latents
 
 
+def predicted_clean(transformer: Any, x_t: torch.Tensor, sigmas: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+    """The clean latents ``x̂₀`` the DiT's velocity output implies at flow time ``σ``: ``x_σ − σ·v`` (with σ floored
+    at ``min_sigma`` for ``prediction_type="sample"``, which is how that head turned ``x̂₀`` into ``v``)."""
+    s = sigmas.view(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    if transformer.config.prediction_type == "sample":
+        s = s.clamp(min=transformer.config.min_sigma)
+    return x_t - s * velocity
+
+
+def identity_loss(
+    pipeline: MingImagePipeline, predicted: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The composite identity loss of paper §2.3 ("global semantic and local pixel"; no formula published), per sample.
+
+    Global: the subject's bounding box (from ``masks``) is cut from the predicted and the target clean latents,
+    resized to the identity encoder's crop size, encoded by the pipeline's :class:`~ming_imagegen.IdentityEncoder`
+    and mean-pooled over its tokens; the term is ``1 − cos`` of the two pooled vectors. The encoder serves as a fixed
+    yardstick here (its weights are detached, so this term cannot be lowered by collapsing the encoder); it still
+    learns from the loss through the identity tokens that condition the prediction. Local: the mean absolute error
+    of the decoded predicted image against the decoded target, over the subject's pixels.
+
+    Args:
+        pipeline: a pipeline with an ``identity_encoder``.
+        predicted: ``(B, C, h, w)`` predicted clean latents (:func:`predicted_clean`).
+        target: ``(B, C, h, w)`` the target latents.
+        masks: ``(B, H, W)`` bool pixel masks of the subject in the target image (none empty).
+
+    Returns:
+        ``(global_term, local_term)``, each ``(B,)``; both 0 where the prediction equals the target.
+    """
+    encoder = pipeline.identity_encoder
+    if encoder is None:
+        raise ValueError("identity_loss needs a pipeline with an identity_encoder")
+    factor = pipeline.vae_scale_factor
+    if masks.shape[0] != predicted.shape[0] or masks.shape[-2:] != tuple(s * factor for s in predicted.shape[-2:]):
+        raise ValueError(f"masks {tuple(masks.shape)} do not fit latents {tuple(predicted.shape)} at factor {factor}")
+    side = max(encoder.config.grid, encoder.config.crop_size // factor)
+    weights = {name: p.detach() for name, p in encoder.named_parameters()}
+    pooled = []
+    for pred, tgt, mask in zip(predicted, target, masks, strict=True):
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        if rows.numel() == 0:
+            raise ValueError("a subject mask is empty")
+        top, left = int(rows.min()) // factor, int(cols.min()) // factor
+        bottom, right = int(rows.max()) // factor + 1, int(cols.max()) // factor + 1
+        box = torch.stack([pred, tgt])[:, :, top:bottom, left:right]
+        box = F.interpolate(box.to(encoder.dtype), size=(side, side), mode="bilinear", align_corners=False)
+        pooled.append(torch.func.functional_call(encoder, weights, (box,)).mean(1))
+    features = torch.stack(pooled)  # (B, 2, condition_dim)
+    global_term = 1 - F.cosine_similarity(features[:, 0].float(), features[:, 1].float(), dim=-1)
+    with torch.no_grad():
+        target_pixels = pipeline.decode_latents(target)
+    error = (pipeline.decode_latents(predicted) - target_pixels).abs().float().mean(1)  # (B, H, W)
+    weight = masks.to(error.dtype)
+    return global_term, (error * weight).sum((1, 2)) / weight.sum((1, 2))
+
+
 @dataclass
 class _Data:
     prompts: list[str]
@@ -161,23 +256,27 @@ class _Data:
     references: torch.Tensor | None  # (N, R, C, h, w)
     reference_mask: torch.Tensor | None  # (N, R)
     identities: list[PIL.Image.Image | None]
+    identity_masks: list[torch.Tensor | None]  # (H, W) bool subject masks
 
 
 def _encode_samples(pipeline: MingImagePipeline, samples: Sequence[GenerationSample | EditingSample]) -> _Data:
     if len(samples) == 0:
         raise ValueError("samples is empty")
-    targets, prompts, refs, identities = [], [], [], []
+    targets, prompts, refs, identities, masks = [], [], [], [], []
     for i, s in enumerate(samples):
         if isinstance(s, GenerationSample):
             targets.append(s.image)
             prompts.append(s.prompt)
             refs.append([])
             identities.append(s.identity)
+            mask = None if s.identity_mask is None else np.asarray(s.identity_mask.convert("L")) > 0
+            masks.append(None if mask is None else torch.from_numpy(mask))
         elif isinstance(s, EditingSample):
             targets.append(s.target)
             prompts.append(s.instruction)
             refs.append(s.references)
             identities.append(None)
+            masks.append(None)
             if any(r.size != s.target.size for r in s.references):
                 raise ValueError(f"samples[{i}]: references must have the target's size {s.target.size}")
         else:
@@ -207,7 +306,7 @@ def _encode_samples(pipeline: MingImagePipeline, samples: Sequence[GenerationSam
                 references[i, : len(r)] = encoded[k : k + len(r)]
                 mask[i, : len(r)] = True
                 k += len(r)
-    return _Data(prompts, latents, references, mask, identities)
+    return _Data(prompts, latents, references, mask, identities, masks)
 
 
 def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
@@ -241,7 +340,7 @@ def _loss(
     batch = len(idx)
     noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
     if recipe.timestep_sampling == "logit_normal":
-        sigmas = torch.sigmoid(torch.randn(batch, generator=generator))
+        sigmas = torch.sigmoid(torch.randn(batch, generator=generator) + recipe.logit_mean)
     else:
         sigmas = torch.rand(batch, generator=generator)
     drop_text = torch.rand(batch, generator=generator) < recipe.text_dropout
@@ -259,7 +358,19 @@ def _loss(
         reference_mask=reference_mask,
         drop_condition=drop_text.to(device),
     ).sample
-    return F.mse_loss(prediction.float(), velocity.float())
+    loss = F.mse_loss(prediction.float(), velocity.float())
+    rows = [k for k, i in enumerate(idx) if data.identity_masks[i] is not None]
+    if rows and (recipe.identity_global_weight or recipe.identity_pixel_weight):
+        clean = predicted_clean(pipeline.transformer, x_t[rows], sigmas[rows].to(device), prediction[rows])
+        masks = torch.stack([data.identity_masks[idx[k]] for k in rows]).to(device)
+        global_term, local_term = identity_loss(pipeline, clean, x0[rows], masks)
+        # Averaged over the batch, as the flow term: samples without a subject mask add 0.
+        loss = (
+            loss
+            + (recipe.identity_global_weight * global_term.sum() + recipe.identity_pixel_weight * local_term.sum())
+            / batch
+        )
+    return loss
 
 
 def _lr_factor(step: int, recipe: TrainingRecipe) -> float:
