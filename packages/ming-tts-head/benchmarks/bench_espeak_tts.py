@@ -2,13 +2,16 @@
 
 The head is the one train_espeak_tts.py makes.
 
-For each held-out digit sequence: generated vs reference duration (Pearson correlation, mean absolute error), the
-DTW-aligned log-mel L1 distance of the decoded audio to the espeak-ng recording, and — when the digit recogniser
-that train_digit_recogniser.py makes exists — the word error rate of its transcripts. Reference rows: the speech
-tokenizer's own reconstruction of the recording (the floor this head can reach through that decoder), the same
-sentence said by a voice that neither the head nor the recogniser was trained on, and the recording of another
-held-out sentence (right voice, wrong words). Writes ``results/espeak_tts.json``, WAVs of the first sentences under
-``<checkpoint>/samples/`` and spectrogram and duration plots under ``docs/figures/``.
+For each held-out digit sequence: generated vs reference duration (Pearson correlation, mean absolute error) — the
+whole length, and the speech end (the last loud 20 ms frame, which ignores trailing silence and counts a trailing
+burst of sound) — the DTW-aligned log-mel L1 distance of the decoded audio to the espeak-ng recording, and — when
+the digit recogniser that train_digit_recogniser.py makes exists — the word error rate of its transcripts.
+Reference rows: the speech tokenizer's own reconstruction of the recording (the floor this head can reach through
+that decoder), the same sentence said by a voice that neither the head nor the recogniser was trained on, and the
+recording of another held-out sentence (right voice, wrong words). Writes ``results/espeak_tts.json``, WAVs of the
+first sentences under ``<checkpoint>/samples/`` and spectrogram and duration plots under ``docs/figures/``. The
+sampler settings are the ones tune_espeak_generation.py chose on validation sentences
+(``<checkpoint>/generation.json``), else the paper's.
 
     python packages/ming-tts-head/benchmarks/bench_espeak_tts.py [--checkpoint DIR] [--tokenizer DIR]
 """
@@ -34,6 +37,7 @@ from espeak_corpus import (
     load_tokenizer,
     make_clips,
     sentences,
+    speech_frames,
 )
 from matplotlib import pyplot as plt
 from mel_distance import SAMPLE_RATE, log_mel, mel_distance
@@ -118,7 +122,7 @@ def plot_spectrograms(path: Path, clips: list[Clip], audios: dict[str, list[torc
 
 
 def plot_training(path: Path, losses: dict[str, list[float]], durations: dict[str, tuple[list[float], list[float]]]):
-    """The smoothed flow-matching loss of the run, and generated vs reference durations of the held-out sentences."""
+    """The smoothed flow-matching loss of the run, and generated vs reference speech ends of the held-out sentences."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     flow = np.asarray(losses["flow"])
     window = max(1, len(flow) // 100)
@@ -129,7 +133,7 @@ def plot_training(path: Path, losses: dict[str, list[float]], durations: dict[st
         right.scatter(reference, generated, s=10, label=name)
     top = max(max(g + r) for g, r in durations.values())
     right.plot([0, top], [0, top], color="grey", linewidth=0.8)
-    right.set(xlabel="reference duration, s", ylabel="generated duration, s", title="held-out sentences")
+    right.set(xlabel="reference speech end, s", ylabel="generated speech end, s", title="held-out sentences")
     right.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=72)
@@ -161,7 +165,13 @@ def main() -> None:
     _, held_out = sentences()
     clips = make_clips(held_out, tokenizer)
     longest = max(c.latents.shape[0] for c in clips)
-    options = GenerationOptions(min_patches=4, max_patches=2 * math.ceil(longest / trained.config.patch_size))
+    chosen = args.checkpoint / "generation.json"
+    tuned = json.loads(chosen.read_text()) if chosen.is_file() else {}
+    options = GenerationOptions(
+        min_patches=4,
+        max_patches=2 * math.ceil(longest / trained.config.patch_size),
+        **{name: tuned[name] for name in ("cfg_scale", "sway_coefficient") if name in tuned},
+    )
     latents = {
         name: synthesize(model, [c.text_ids for c in clips], options, progress=True)
         for name, model in ((TRAINED, trained), (UNTRAINED, untrained))
@@ -178,14 +188,17 @@ def main() -> None:
         transcripts[OTHER] = transcripts[REFERENCE][1:] + transcripts[REFERENCE][:1]
 
     reference_s = [c.audio.numel() / SAMPLE_RATE for c in clips]
+    reference_end = torch.tensor([speech_frames(c.audio) * FRAME_S for c in clips], dtype=torch.float64)
     rows, durations = [], {}
     for name, speech in audios.items():
         if name in latents:
             seconds = [x.shape[1] * FRAME_S for x in latents[name]]
-            durations[name.removeprefix("TTS head, ")] = (seconds, reference_s)
         else:
             seconds = [a.numel() / SAMPLE_RATE for a in speech]
         pair = torch.tensor([seconds, reference_s], dtype=torch.float64)
+        ends = torch.tensor([speech_frames(a) * FRAME_S for a in speech], dtype=torch.float64)
+        if name in latents:
+            durations[name.removeprefix("TTS head, ")] = (ends.tolist(), reference_end.tolist())
         distances = [mel_distance(a, r) for a, r in zip(speech, audios[REFERENCE], strict=True)]
         rows.append(
             {
@@ -193,6 +206,10 @@ def main() -> None:
                 "mean duration s": f"{pair[0].mean():.2f}",
                 "duration r": f"{torch.corrcoef(pair)[0, 1]:.3f}" if pair[0].std() > 0 else "— (all equal)",
                 "duration MAE ms": f"{(pair[0] - pair[1]).abs().mean() * 1e3:.0f}",
+                "speech end r": f"{torch.corrcoef(torch.stack([ends, reference_end]))[0, 1]:.3f}"
+                if ends.std() > 0
+                else "— (all equal)",
+                "speech end MAE ms": f"{(ends - reference_end).abs().mean() * 1e3:.0f}",
                 "DTW log-mel L1": f"{np.mean(distances):.3f} ± {np.std(distances) / math.sqrt(len(distances)):.3f}",
                 "WER %": "not measured"
                 if transcripts is None
@@ -229,12 +246,17 @@ def main() -> None:
         f"({sum(p.numel() for p in trained.parameters()) / 1e6:.2f} M parameters) was trained {steps} steps by "
         f"train_espeak_tts.py on latents of the tiny speech tokenizer at "
         f"{training['tokenizer']}; the untrained row is the same architecture at its initialisation (seed 0).",
-        f"Generation: synthesize() with 10 EPSS Euler steps, CFG 2, min_patches {options.min_patches}, max_patches "
+        f"Generation: synthesize() with 10 EPSS Euler steps, CFG {options.cfg_scale:g}, sway "
+        f"{options.sway_coefficient} ("
+        + (f"chosen on validation sentences by tune_espeak_generation.py, {chosen}" if tuned else "the paper's")
+        + f"), min_patches {options.min_patches}, max_patches "
         f"{options.max_patches} (twice the longest reference); reaching max_patches: "
         + ", ".join(f"{name} {count}/{len(clips)}" for name, count in hit_limit.items())
         + ".",
         "Duration r: Pearson correlation of generated (or other) and reference durations over the held-out "
-        "sentences; MAE: mean absolute difference. DTW log-mel L1: 80-bin natural-log mel spectrogram (10 ms hop), "
+        "sentences; MAE: mean absolute difference; duration: the whole length (generated: its latent frames; the "
+        "recordings end with about 340 ms of silence), speech end: the end of the last 20 ms frame whose RMS exceeds "
+        "2 % of the clip's loudest. DTW log-mel L1: 80-bin natural-log mel spectrogram (10 ms hop), "
         "mean |difference| per bin along the dynamic-time-warping path to the reference recording, mean ± standard "
         "error over sentences; lower is closer.",
         "WER: " + recogniser_note,

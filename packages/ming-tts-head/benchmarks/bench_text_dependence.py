@@ -4,7 +4,9 @@ text, with random digits of the same word count, with another held-out sentence'
 
 A head that learned only durations and speech-like frames scores about the same with any text; one whose backbone
 tells the flow head what to say scores far better with the right text. Flow times and noise are the same for every
-row (4 fixed seeds), so the rows differ only in the condition. Writes ``results/text_dependence.json``.
+row (4 fixed seeds), so the rows differ only in the condition. The latents are the ones the head was trained on:
+trailing silence trimmed (``Clip.speech_latents``) unless its ``training.json`` says it was trained on whole clips.
+Writes ``results/text_dependence.json``.
 
     python packages/ming-tts-head/benchmarks/bench_text_dependence.py [--checkpoint DIR] [--tokenizer DIR]
 """
@@ -12,6 +14,7 @@ row (4 fixed seeds), so the rows differ only in the condition. Writes ``results/
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from pathlib import Path
 
@@ -52,7 +55,10 @@ def main() -> None:
         raise SystemExit(f"no trained head at {args.checkpoint}: run train_espeak_tts.py first")
     model = TTSHeadModel.from_pretrained(args.checkpoint).eval()
     _, held_out = sentences()
-    latents = [clip.latents for clip in make_clips(held_out, load_tokenizer(args.tokenizer))]
+    training = args.checkpoint / "training.json"
+    trimmed = training.is_file() and json.loads(training.read_text()).get("trailing_silence_frames") is not None
+    clips = make_clips(held_out, load_tokenizer(args.tokenizer))
+    latents = [clip.speech_latents(model.config.patch_size) if trimmed else clip.latents for clip in clips]
     rng = random.Random(0)
     texts = {
         "right text": held_out,
@@ -65,7 +71,8 @@ def main() -> None:
     )
     notes = [
         f"Teacher-forced flow-matching loss of the head at {args.checkpoint} on the {len(held_out)} held-out "
-        f"sentences' latents (espeak_corpus.py), mean of {SEEDS} fixed draws of flow times and noise shared by all "
+        f"sentences' latents (espeak_corpus.py; {'trailing silence trimmed' if trimmed else 'whole clips'}), "
+        f"mean of {SEEDS} fixed draws of flow times and noise shared by all "
         "rows; no condition dropout (evaluation mode). Lower is better; the gap to the right text is what the text "
         "tells the head."
     ]

@@ -1,14 +1,16 @@
 """Train the TTS head on latents of espeak-ng speech (issue 8's small real run); bench_espeak_tts.py evaluates it.
 
     python packages/ming-tts-head/benchmarks/train_espeak_tts.py [--steps 4000] [--sentences 2000] [--out DIR]
+        [--keep-trailing-silence]
 
 Makes ``--out`` (default ``~/.cache/ming/tts-head/tiny-espeak/``): ``config.json`` + ``model.safetensors`` of the
 trained head and ``training.json`` (corpus, text vocabulary, tokenizer, losses, time). Checkpoints go to
 ``--out/run/``; the same command after an interruption resumes from the latest one and finishes the identical run.
 The corpus is espeak_corpus.py's: digit sequences in one voice, one text id per word, latents from the tiny speech
-tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak/``). About 14 minutes on one
-shared CPU core (13 minutes of training at 4–5 steps per second, after half a minute of synthesis and encoding;
-the cached head was made in two pieces, ``--steps 1000`` and then the default, which continues the identical run).
+tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak/``), each clip's trailing silence
+trimmed to ``TAIL_FRAMES`` after its last loud frame (``Clip.speech_latents``; ``--keep-trailing-silence``: the whole
+clip, as the previous recipe). About 11 minutes on one shared CPU core (578 s of training at about 7 steps per
+second, after half a minute of synthesis and encoding).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from espeak_corpus import (
     CHECKPOINT_DIR,
     DIGITS,
     N_TRAIN,
+    TAIL_FRAMES,
     TOKENIZER_DIR,
     VOICE,
     load_tokenizer,
@@ -61,13 +64,21 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=N_TRAIN, help="training sentences")
     parser.add_argument("--tokenizer", type=Path, default=TOKENIZER_DIR)
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
+    parser.add_argument(
+        "--keep-trailing-silence", action="store_true", help="train on whole clips (the previous recipe)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     tokenizer = load_tokenizer(args.tokenizer)
     train_texts, _ = sentences(args.sentences)
     clips = make_clips(train_texts, tokenizer)
-    frames = torch.cat([clip.latents for clip in clips])
+    config = espeak_config()
+    examples = [
+        (clip.text_ids, clip.latents if args.keep_trailing_silence else clip.speech_latents(config.patch_size))
+        for clip in clips
+    ]
+    frames = torch.cat([latents for _, latents in examples])
     print(
         f"{len(clips)} sentences, {sum(c.audio.numel() for c in clips) / 16_000 / 60:.1f} min of speech, "
         f"{frames.shape[0]} latent frames (std {frames.std():.3f}, tokenizer scaling factor "
@@ -75,7 +86,7 @@ def main() -> None:
     )
 
     torch.manual_seed(0)
-    model = TTSHeadModel(espeak_config())
+    model = TTSHeadModel(config)
     print(f"TTS head: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     recipe = TrainingRecipe(
         output_dir=args.out / "run",
@@ -86,7 +97,7 @@ def main() -> None:
         keep_last=2,
     )
     start = time.perf_counter()
-    log = train_tts_head(model, [(clip.text_ids, clip.latents) for clip in clips], recipe)
+    log = train_tts_head(model, examples, recipe)
     seconds = time.perf_counter() - start
     model.save_pretrained(args.out)
     summary = {
@@ -95,6 +106,7 @@ def main() -> None:
         "voice": VOICE,
         "text_vocabulary": list(DIGITS),
         "train_sentences": len(clips),
+        "trailing_silence_frames": None if args.keep_trailing_silence else TAIL_FRAMES,
         "recipe": json.loads(recipe.model_dump_json()),
         "seconds_this_call": seconds,
         "losses": log.losses,
