@@ -110,11 +110,11 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     )
 
 
-def build_recognizer(seed: int, tokenizer: PreTrainedTokenizerFast) -> ContextASRRecognizer:
-    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a 4-layer LFM2 (conv,
-    attention, conv, attention) over ``tokenizer``."""
+def build_recognizer(seed: int, tokenizer: PreTrainedTokenizerFast, decoder: str = "lfm2") -> ContextASRRecognizer:
+    """A freshly initialised recogniser: tiny encoder preset (projecting to ``WIDTH``) + a 4-layer decoder over
+    ``tokenizer`` (LFM2: conv, attention, conv, attention; or Qwen2 for comparison)."""
     return small_recognizer(
-        tokenizer, AUDIO_TOKEN, width=WIDTH, num_layers=4, max_positions=1024, seed=seed, decoder="lfm2"
+        tokenizer, AUDIO_TOKEN, width=WIDTH, num_layers=4, max_positions=1024, seed=seed, decoder=decoder
     )
 
 
@@ -234,6 +234,9 @@ def main() -> None:
         default=True,
         help="text-only warm-up on names swapped, each epoch, for names of other lexicons",
     )
+    parser.add_argument(
+        "--decoder", choices=["lfm2", "qwen2"], default="lfm2", help="decoder of a fresh run (qwen2: for comparison)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --out and start over")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -248,7 +251,7 @@ def main() -> None:
         model = ContextASRRecognizer.from_pretrained(args.out)
     else:  # the tokenizer learns from the training rows as the model will see them (first epoch's context)
         texts = [render_prompt(r).text + "\n" + a for r, a in epoch_samples(utterances, pool, args.seed, 0)]
-        model = build_recognizer(args.seed, build_tokenizer(texts, VOCAB_SIZE))
+        model = build_recognizer(args.seed, build_tokenizer(texts, VOCAB_SIZE), args.decoder)
     model.train()
     # Joint CTC-attention training in the audio phase: a CTC head over the audio embeddings (blank = the padding
     # token, labels = the transcript's tokens; a training aid, not part of the recogniser) gives every audio frame a
