@@ -35,8 +35,11 @@ def main() -> None:
     side = pipe.default_size
     print(f"default size {side}², sides must be multiples of {pipe.size_multiple}")
 
-    # 1. Text to image: options as a pydantic model, or the same names as keyword arguments.
-    options = ImageGenerationOptions(num_inference_steps=20, guidance_scale=5.0, seed=0)
+    # 1. Text to image: options as a pydantic model, or the same names as keyword arguments. Fields left unset take the
+    # pipeline's own defaults: the shapes checkpoint keeps the guidance scales chosen on its validation prompts.
+    defaults = pipe.default_options
+    print(f"default text guidance {defaults.guidance_scale:g}, editing {defaults.edit_text_scale:g}")
+    options = ImageGenerationOptions(num_inference_steps=20, seed=0)
     prompts = ["a red circle", "two blue squares", "a green triangle left of a yellow circle"]
     generated = pipe(prompts, options=options).images
 
@@ -46,7 +49,8 @@ def main() -> None:
         f"condition tokens for a quoted prompt: {condition.tokens.shape[1]} ({int(condition.types.eq(1).sum())} glyph)"
     )
 
-    # 3. Editing: references join the image tokens (each with its concept vector); 3-branch guidance (2 and 5).
+    # 3. Editing: references join the image tokens (each with its concept vector); 3-branch guidance (image 2, text
+    # the pipeline's edit_guidance_scale, else guidance_scale).
     scene = make_scenes(SceneOptions(n=2, width=side, height=side, max_objects=2, seed=1))
     edited = pipe.edit(scene[0].image, f"make the {scene[0].objects[0].shape} purple", seed=0)
     fused = pipe(
