@@ -18,8 +18,11 @@ def machine(threads: int) -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
 
 
-def write_result(out: Path, title: str, machine_text: str, rows: list[dict], notes: list[str]) -> None:
-    """Print ``rows`` (dicts with the same keys, in column order) and ``notes``, and write them to ``out``."""
+def write_result(
+    out: Path, title: str, machine_text: str, rows: list[dict], notes: list[str], command: str = COMMAND
+) -> None:
+    """Print ``rows`` (dicts with the same keys, in column order) and ``notes``, and write them to ``out`` with the
+    ``command`` that makes them."""
     columns = list(rows[0])
     print(f"| {' | '.join(columns)} |")  # a markdown table, as the docs render it
     print("|" + "---|" * len(columns))
@@ -27,7 +30,7 @@ def write_result(out: Path, title: str, machine_text: str, rows: list[dict], not
     print("\n".join(notes))
     result = {
         "title": title,
-        "command": COMMAND,
+        "command": command,
         "machine": machine_text,
         "columns": columns,
         "rows": rows,

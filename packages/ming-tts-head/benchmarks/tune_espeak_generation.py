@@ -106,6 +106,7 @@ def main() -> None:
             "error, over sentences and seeds).",
             f"Chosen: CFG {cfg_scale}, sway {sway}; written to {args.checkpoint / 'generation.json'}.",
         ],
+        command="python packages/ming-tts-head/benchmarks/tune_espeak_generation.py",
     )
 
 
