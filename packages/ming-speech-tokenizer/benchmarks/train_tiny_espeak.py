@@ -1,8 +1,8 @@
 """Train the tiny speech tokenizer on espeak-ng speech (10–25 CPU-minutes on one thread) and save it.
 
-Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe v3 [--out D] [--run D]
+Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe v4 [--out D] [--run D]
 ``SpeechTokenizerModel.from_pretrained(DIR)`` then loads it (safetensors via ``save_pretrained``; its
-``latent_scaling_factor`` gives the training clips' latents unit std); ``bench_quality.py --recipe v3`` evaluates it.
+``latent_scaling_factor`` gives the training clips' latents unit std); ``bench_quality.py --recipe v4`` evaluates it.
 The trainer's own checkpoints go to ``--run`` (default ``<out>-run``): an interrupted run resumes from there when
 called again.
 
@@ -11,7 +11,7 @@ voices, for v3 2000 spoken by 180 (5 English accents × 36 espeak-ng variants, p
 minute); the held-out set has other sentences (another seed) and 3 voices absent from training (accents and
 variants that none of the training voices use).
 
-Three recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
+Four recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
 
 - ``v1`` (the default, ``tiny-espeak``: the checkpoint ming-tts-head's latents come from): the tiny preset, 2400
   reconstruction-only steps (mel + KL) then 60 with the discriminators, constant learning rate 1e-3.
@@ -27,6 +27,10 @@ Three recipes, each with its own default folder under ``~/.cache/ming/speech-tok
   steps then 200 with the discriminators every second step: v2 overfitted its 8 voices (held-out mel distance flat
   from step 1800 while the training loss fell), and its waveform-only encoder did not find the harmonics of voices
   it had not heard.
+
+- ``v4`` (``tiny-espeak-v4``): v3 with the ISTFT head's harmonic comb (``harmonic_candidates=256``) taught by the
+  pitch loss (weight 1), a fifth mel scale (window 4096, 320 bands), 4500 + 100 adversarial steps (about 18 minutes
+  on the shared machine): v3's magnitudes smeared the pitch harmonics of unseen voices.
 
 The checkpoint at the end of the warm-up is kept for comparison.
 """

@@ -5,8 +5,10 @@
   ISTFT head; ``encode(wave, sample_rate)`` / ``decode(latents)``, ``save_pretrained`` / ``from_pretrained``.
 - :class:`StreamingDecoder` (20 ms of audio per latent frame, 60 ms behind, equal to full decoding) and
   :class:`StreamingEncoder`; :func:`estimate_latent_scaling_factor` for the latents' unit scale.
+- Optional :class:`HarmonicComb` of the ISTFT head (``harmonic_candidates`` > 0): pitch harmonics as a softmax over
+  candidate fundamentals.
 - Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses (mel, LSGAN, feature
-  matching, and the optional multi-resolution STFT and phase terms), and
+  matching, and the optional multi-resolution STFT, log-magnitude, phase and pitch terms), and
   :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
 """
 

@@ -13,7 +13,9 @@ The issue's recipe is the default (mel 15, adversarial 1, feature matching 1, KL
 The extra terms exist for short CPU runs, where the discriminators (the only terms that constrain the phase in that
 recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss` on the finished slots) and
 ``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
-layout, all ``segment_frames + 3`` frames: the encoder saw each of them whole).
+layout, all ``segment_frames + 3`` frames: the encoder saw each of them whole), and for a model with a harmonic comb
+``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
+:meth:`HarmonicComb.pitch_targets` of the same frames).
 
 Checkpoints (``checkpoint-<step>/``: the model's ``save_pretrained`` safetensors, the discriminator's safetensors and
 ``trainer_state.pt`` with optimizers, random-generator states and the log) are written every ``checkpoint_every``
