@@ -133,6 +133,16 @@ def talker_words(directory: Path) -> PreTrainedTokenizerFast:
     return word_tokenizer(vocabulary) if vocabulary else byte_tokenizer()
 
 
+def talker_sampling(component: Component) -> dict[str, float]:
+    """The sampler settings the trained head's recipe chose on its validation sentences (``generation.json``, written
+    by ming-tts-head's ``tune_espeak_generation.py``); the paper's defaults otherwise."""
+    chosen = component.directory / "generation.json"
+    if not (component.trained and chosen.is_file()):
+        return {}
+    settings = json.loads(chosen.read_text())
+    return {key: settings[key] for key in ("cfg_scale", "sway_coefficient")}
+
+
 def build(found: dict[str, Component], words: list[str]) -> MingOmni:
     talker, speech, image = (found[k] for k in ("talker", "speech_tokenizer", "image_generator"))
     return MingOmni.tiny(
@@ -246,7 +256,8 @@ def main() -> None:
     )
     trained_talker = found["talker"].trained
     talker = "trained talker" if trained_talker else "random talker"
-    speech = GenerationOptions(min_patches=10, max_patches=25, seed=0)
+    sampling = talker_sampling(found["talker"])
+    speech = GenerationOptions(min_patches=10, max_patches=25, seed=0, **sampling)
     answer = omni.generate(
         conversation,
         outputs={"text", "speech"},
@@ -260,7 +271,7 @@ def main() -> None:
     seconds = audio.numel() / answer.sample_rate
     print(f"   spoken answer ({talker}{outside}): {len(chunks)} streamed chunks, {seconds:.2f} s → answer.wav")
     digits = "seven two nine four"
-    spoken = omni.speak(digits, GenerationOptions(max_patches=60, seed=0))
+    spoken = omni.speak(digits, GenerationOptions(max_patches=60, seed=0, **sampling))
     write_wav(out / "digits.wav", spoken, omni.sample_rate)
     domain = ", its training domain" if trained_talker else ""
     print(f"   {digits!r} ({talker}{domain}): {spoken.numel() / omni.sample_rate:.2f} s → digits.wav")
