@@ -1,15 +1,16 @@
 """Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
 
-Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|v2|v3|v4] [--checkpoint DIR]
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v5] [--checkpoint DIR]
 Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
-recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet), the
+recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet; for a
+recipe that continues another, v5, that recipe's model instead), the
 untrained initialisation and Griffin-Lim on the held-out clips (voices and sentences absent from training):
 multi-scale mel distance (the training loss's distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq),
 means over the clips. Griffin-Lim, run in the same call, inverts a 50 Hz mel spectrogram of the clip with as many
 numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through torchaudio's ``InverseMelScale`` and
 ``GriffinLim``. Writes results/quality.json (``v1``; ``quality_<recipe>.json`` for the others), the spectrogram figure
-docs/figures/speech_tokenizer_quality[_v2|_v3|_v4].png, the training-curve figure
-docs/figures/speech_tokenizer_training[_v2|_v3|_v4].png, and the WAVs of every system next to the checkpoint
+docs/figures/speech_tokenizer_quality[_v2|…|_v5].png, the training-curve figure
+docs/figures/speech_tokenizer_training[_v2|…|_v5].png, and the WAVs of every system next to the checkpoint
 (``<DIR>-eval/``, outside git).
 """
 
@@ -141,7 +142,8 @@ def plot_training(path: Path, run_dir: Path, warmup_steps: int) -> None:
     ax.plot(np.arange(50, mel.size + 1), smooth, label="training mel loss (50-step mean)")
     steps, distances = zip(*state["validation"], strict=True)
     ax.plot(steps, distances, "o-", label="held-out mel distance")
-    ax.axvline(warmup_steps, color="gray", linestyle="--", linewidth=0.8, label="discriminators start")
+    if warmup_steps < mel.size:
+        ax.axvline(warmup_steps, color="gray", linestyle="--", linewidth=0.8, label="discriminators start")
     ax.set_xlabel("step")
     ax.set_ylabel("multi-scale mel distance")
     ax.legend()
@@ -168,14 +170,23 @@ def main() -> None:
     trained = SpeechTokenizerModel.from_pretrained(checkpoint).eval()
     steps = tiny.training_recipe(run_dir).steps
     config = trained.config
-    warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{tiny.warmup_steps:07d}").eval()
     # short label (figure, file names) → (description in the table, reconstruction)
-    systems: dict[str, tuple[str, Reconstruct]] = {
-        "trained": (f"tokenizer, trained ({steps} steps)", tokenizer_reconstruction(trained)),
-        "warm-up end": (
+    systems: dict[str, tuple[str, Reconstruct]] = {}
+    if tiny.start_from is None:
+        warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{tiny.warmup_steps:07d}").eval()
+        systems["trained"] = (f"tokenizer, trained ({steps} steps)", tokenizer_reconstruction(trained))
+        systems["warm-up end"] = (
             f"tokenizer, end of warm-up ({tiny.warmup_steps} steps, no discriminators)",
             tokenizer_reconstruction(warmup),
-        ),
+        )
+    else:  # the model it started from instead of its warm-up end
+        start = SpeechTokenizerModel.from_pretrained(RECIPES[tiny.start_from].default_out).eval()
+        systems["trained"] = (
+            f"tokenizer, trained ({tiny.start_from} + {steps} steps)",
+            tokenizer_reconstruction(trained),
+        )
+        systems["start"] = (f"tokenizer, {tiny.start_from} (where it started)", tokenizer_reconstruction(start))
+    systems |= {
         "untrained": ("tokenizer, untrained", tokenizer_reconstruction(tiny.untrained_model().eval())),
         "swap magnitude": (
             "diagnostic: trained model's magnitudes + the input's phases",

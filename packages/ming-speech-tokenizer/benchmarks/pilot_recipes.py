@@ -1,6 +1,9 @@
 """Short pilots of changes to recipe v3, scored on the held-out clips against v3's own run at the same step.
 
 Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/pilot_recipes.py --stop 1200 VARIANT [VARIANT ...]
+The ``ft-`` variants instead train on v4's trained model with recipe v5's schedule (:data:`FINETUNE`, v4's losses;
+``ft-control`` changes nothing), are scored beside v4 itself (and also by the input's magnitudes with their
+phases) and write results/pilots_finetune_<stop>.json.
 Each variant is recipe v3 (same data, seed, batches and learning-rate schedule over v3's 5600 steps) with a few
 config or :class:`TrainingRecipe` fields changed; it trains until ``--stop`` (a multiple of v3's checkpoint interval,
 600) and is scored like ``bench_quality.py`` scores a checkpoint (multi-scale mel distance, STOI, wide-band PESQ,
@@ -27,7 +30,7 @@ from train_tiny_espeak import CACHE, HELD_OUT_SPEECH, RECIPES, run_dir_for, spee
 
 from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel, train_speech_tokenizer
 
-# name → (config overrides, TrainingRecipe options), on top of v3's
+# name → (config overrides, TrainingRecipe options), on top of v3's (``ft-``: on top of FINETUNE)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "decoder4": ({"decoder_layers": 4}, {}),
     "mel4096": ({}, {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)}),
@@ -43,7 +46,14 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"harmonic_candidates": 256},
         {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
     ),
+    "ft-control": ({}, {}),
+    "ft-complex5": ({}, {"complex_stft_weight": 5.0}),
+    "ft-consistency5": ({}, {"consistency_weight": 5.0}),
+    "ft-consistency50": ({}, {"consistency_weight": 50.0}),
+    "ft-phase10": ({}, {"phase_weight": 10.0}),
 }
+# recipe v5: v4's trained model trained on with v4's losses (ft-control is v5's own run up to the pilot's step)
+FINETUNE = RECIPES["v5"]
 
 
 class _StopError(Exception):
@@ -51,26 +61,30 @@ class _StopError(Exception):
 
 
 def pilot_recipe(name: str):
-    """Recipe v3 with variant ``name``'s changes, in its own folder."""
-    base = RECIPES["v3"]
+    """Recipe v3 (``ft-`` variants: :data:`FINETUNE`) with variant ``name``'s changes, in its own folder."""
+    base = FINETUNE if name.startswith("ft-") else RECIPES["v3"]
     config, options = VARIANTS[name]
     return dataclasses.replace(
         base,
         folder=f"pilot-{name}",
-        description=f"v3 with {config | options}",
+        description=f"{'v4 fine-tuned' if base is FINETUNE else 'v3'} with {config | options}",
         config_overrides={**base.config_overrides, **config},
         options={**base.options, **options},
     )
 
 
-def score(model: SpeechTokenizerModel, clips: list[torch.Tensor]) -> dict[str, str]:
-    """Held-out means of the tokenizer and of its magnitudes with the input's phases."""
+def score(model: SpeechTokenizerModel, clips: list[torch.Tensor], phases: bool = False) -> dict[str, str]:
+    """Held-out means of the tokenizer and of its magnitudes with the input's phases (and with ``phases``, of the
+    input's magnitudes with its phases)."""
     mel_distance = MultiScaleMelLoss(16_000)
     row = {}
-    for label, reconstruct in (
+    systems = [
         ("", tokenizer_reconstruction(model)),
         ("mags+input phases ", spectra_swap_reconstruction(model, "magnitude")),
-    ):
+    ]
+    if phases:
+        systems.append(("input mags+phases ", spectra_swap_reconstruction(model, "phase")))
+    for label, reconstruct in systems:
         with torch.no_grad():
             per_clip = [scores(clip, reconstruct(clip), mel_distance) for clip in clips]
         means = {key: float(np.mean([s[key] for s in per_clip])) for key in per_clip[0]}
@@ -84,34 +98,49 @@ def score(model: SpeechTokenizerModel, clips: list[torch.Tensor]) -> dict[str, s
     return row
 
 
-def save(out: Path, rows: dict[str, dict[str, str]], stop: int) -> None:
+def save(out: Path, rows: dict[str, dict[str, str]], stop: int, finetune: bool) -> None:
     """Write the pilots' table."""
+    if finetune:
+        title = f"Pilots of fine-tuning v4's model at step {stop} (of v5's 1500-step schedule): held-out quality"
+        reference = "v4 = the model they start from"
+    else:
+        title = f"Pilots of recipe v3's variants at step {stop} (of v3's 5600-step schedule): held-out quality"
+        reference = f"v3 = its own run's checkpoint at step {stop}"
     write_result(
         out,
-        f"Pilots of recipe v3's variants at step {stop} (of v3's 5600-step schedule): held-out quality",
+        title,
         f"pilot_recipes.py --stop {stop} VARIANT ...",
         list(rows.values()),
-        f"8 held-out clips, means; v3 = its own run's checkpoint at step {stop}. CPU s / step: the pilot's "
-        "training process time over its steps on the shared machine (one thread).",
+        f"8 held-out clips, means; {reference}. CPU s / step: the pilot's training process time over its steps on "
+        "the shared machine (one thread).",
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
-    parser.add_argument("--stop", type=int, default=1200, help="last step (a multiple of 600)")
+    parser.add_argument(
+        "--stop", type=int, default=1200, help="last step (a multiple of 600; of 300 for the ft- variants)"
+    )
     args = parser.parse_args()
+    finetune = {name.startswith("ft-") for name in args.variants}
+    if len(finetune) > 1:
+        parser.error("ft- variants (fine-tuning v4) and v3 variants go in separate calls")
+    finetune = finetune.pop()
     torch.set_num_threads(1)
     clips = speech_clips(HELD_OUT_SPEECH)
-    out = Path(__file__).parent / "results" / f"pilots_{args.stop}.json"
+    out = Path(__file__).parent / "results" / f"pilots{'_finetune' if finetune else ''}_{args.stop}.json"
     rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
-    reference = run_dir_for(RECIPES["v3"].default_out) / f"checkpoint-{args.stop:07d}"
+    if finetune:
+        name, reference = "v4", RECIPES["v4"].default_out
+    else:
+        name, reference = "v3", run_dir_for(RECIPES["v3"].default_out) / f"checkpoint-{args.stop:07d}"
     if reference.exists():
-        rows["v3"] = {"variant": "v3", "changes": "—", "CPU s / step": "—"}
-        rows["v3"] |= score(SpeechTokenizerModel.from_pretrained(reference).eval(), clips)
-        print(rows["v3"])
-        save(out, rows, args.stop)
-    train = speech_clips(RECIPES["v3"].train_speech)
+        rows[name] = {"variant": name, "changes": "—", "CPU s / step": "—"}
+        rows[name] |= score(SpeechTokenizerModel.from_pretrained(reference).eval(), clips, finetune)
+        print(rows[name])
+        save(out, rows, args.stop, finetune)
+    train = speech_clips(RECIPES["v3"].train_speech)  # v3's, v4's and v5's
     for name in args.variants:
         tiny = pilot_recipe(name)
         run_dir = run_dir_for(CACHE / tiny.folder)
@@ -125,7 +154,7 @@ def main() -> None:
             cpu = time.process_time()
             with contextlib.suppress(_StopError):
                 train_speech_tokenizer(
-                    tiny.untrained_model(),
+                    tiny.initial_model(),
                     train,
                     tiny.training_recipe(run_dir).model_copy(update={"progress": False}),
                     callback=stop,
@@ -139,9 +168,9 @@ def main() -> None:
             "changes": str(changes),
             "CPU s / step": f"{spent['cpu_s'] / spent['steps']:.3f}",
         }
-        rows[name] |= score(model, clips)
+        rows[name] |= score(model, clips, finetune)
         print(rows[name])
-        save(out, rows, args.stop)  # after each variant: an interrupted call keeps what it measured
+        save(out, rows, args.stop, finetune)  # after each variant: an interrupted call keeps what it measured
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from ming_speech_tokenizer import (
+    CompressedComplexSTFTLoss,
     GaussianPosterior,
+    ISTFTHead,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     SpeechDiscriminator,
     SpeechTokenizerConfig,
+    compressed_complex_distance,
     feature_matching_loss,
     log_magnitude_loss,
     lsgan_discriminator_loss,
@@ -96,6 +99,47 @@ def test_multi_resolution_stft_loss_is_spectral_convergence_plus_log_magnitude_d
     seconds = torch.arange(8000) / 16_000
     tone, moved = (torch.sin(2 * math.pi * f * seconds)[None] for f in (4000, 4060))
     assert loss(moved, tone) > 1.0
+
+
+def test_compressed_complex_distance_sees_magnitude_and_phase():
+    spectrum = torch.polar(torch.rand(2, 5, 9) + 0.1, torch.rand(2, 5, 9) * 6)
+    compressed = spectrum.abs() ** 0.3
+    assert compressed_complex_distance(spectrum, spectrum) < 1e-5
+    # halving the magnitudes: |S|^0.3 (1 − 0.5^0.3); flipping the phases by π: 2 |S|^0.3
+    torch.testing.assert_close(
+        compressed_complex_distance(0.5 * spectrum, spectrum), (compressed * (1 - 0.5**0.3)).mean(), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(compressed_complex_distance(-spectrum, spectrum), 2 * compressed.mean())
+    torch.testing.assert_close(
+        compressed_complex_distance(-spectrum, spectrum, compression=1.0), 2 * spectrum.abs().mean()
+    )
+
+
+def test_compressed_complex_stft_loss_sees_the_phase_that_the_magnitude_stft_loss_does_not():
+    wave = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    loss = CompressedComplexSTFTLoss()
+    assert loss(wave, wave) < 1e-5
+    assert MultiResolutionSTFTLoss()(-wave, wave) < 1e-5  # same magnitudes
+    # a sign flip is a phase error of π in every bin: twice the distance of silence
+    torch.testing.assert_close(loss(-wave, wave), 2 * loss(torch.zeros_like(wave), wave), atol=1e-4, rtol=1e-4)
+
+
+def test_the_head_layout_consistency_distance_vanishes_only_for_spectra_of_a_waveform():
+    config = SpeechTokenizerConfig.tiny()
+    head = ISTFTHead(config)
+    wave = torch.randn(1, 20 * config.hop_length, generator=torch.Generator().manual_seed(0)) * 0.1
+    spectrum = head.analyze(wave)  # a waveform's spectra: overlap-adding them gives it back
+    latency = config.latency_frames
+
+    def inconsistency(spectra: torch.Tensor) -> torch.Tensor:
+        # as the trainer: the finished slots (all but the last `latency`), the frames wholly inside them
+        finished = head.place(head.synthesize(spectra))[:, : -latency * config.hop_length]
+        return compressed_complex_distance(spectra[:, latency:-latency], head.analyze(finished)[:, latency:])
+
+    assert inconsistency(spectrum) < 1e-4
+    # the same magnitudes with random phases: the overlapping frames disagree and partly cancel
+    scrambled = torch.polar(spectrum.abs(), torch.rand(spectrum.shape, generator=torch.Generator().manual_seed(1)) * 7)
+    assert inconsistency(scrambled) > 0.3 * (spectrum.abs() ** 0.3).mean()
 
 
 def test_phase_loss_measures_phases_on_the_circle():

@@ -107,6 +107,25 @@ def test_the_stft_and_phase_terms_enter_the_total_with_their_weights(tmp_path, s
         assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
 
 
+def test_the_complex_stft_and_consistency_terms_enter_the_total_with_their_weights(tmp_path, speech):
+    recipe = _recipe(
+        tmp_path, steps=2, warmup_steps=2, complex_stft_weight=2.0, consistency_weight=0.5, complex_stft_compression=0.5
+    )
+    log = train_speech_tokenizer(_fresh_model(), speech, recipe)
+    for step in range(2):
+        assert log.losses["complex_stft"][step] > 0
+        assert log.losses["consistency"][step] > 0
+        expected = (
+            15 * log.losses["mel"][step]
+            + 1e-4 * log.losses["kl"][step]
+            + 2 * log.losses["complex_stft"][step]
+            + 0.5 * log.losses["consistency"][step]
+        )
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+    off = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "off", steps=1, warmup_steps=1))
+    assert off.losses["complex_stft"] == off.losses["consistency"] == [0.0]
+
+
 def test_the_pitch_term_enters_the_total_and_needs_a_harmonic_comb(tmp_path, speech):
     torch.manual_seed(0)
     model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=32))
@@ -169,6 +188,10 @@ def test_a_run_saved_before_the_optional_terms_existed_resumes_with_their_defaul
     added = (
         "stft_weight",
         "stft_resolutions",
+        "complex_stft_weight",
+        "complex_stft_resolutions",
+        "complex_stft_compression",
+        "consistency_weight",
         "magnitude_weight",
         "phase_weight",
         "phase_magnitude_weighted",
@@ -264,6 +287,8 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, speech):
         ({"betas": (0.0, 0.99)}, "betas"),
         ({"keep_last": 0}, "keep_last"),
         ({"stft_resolutions": ((256, 512),)}, "stft_resolutions"),
+        ({"complex_stft_resolutions": ((256, 512),)}, "complex_stft_resolutions"),
+        ({"complex_stft_compression": 0.0}, "complex_stft_compression"),
         ({"adversarial_every": 0}, "adversarial_every"),
     ],
 )

@@ -8,7 +8,7 @@
 - Optional :class:`HarmonicComb` of the ISTFT head (``harmonic_candidates`` > 0): pitch harmonics as a softmax over
   candidate fundamentals.
 - Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses (mel, LSGAN, feature
-  matching, and the optional multi-resolution STFT, log-magnitude, phase and pitch terms), and
+  matching, and the optional multi-resolution STFT, compressed complex STFT, log-magnitude, phase and pitch terms), and
   :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
 """
 
@@ -18,8 +18,10 @@ from .discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscrim
 from .encoder import GaussianPosterior, SpeechEncoder
 from .istft_head import HarmonicComb, ISTFTHead, overlap_add
 from .losses import (
+    CompressedComplexSTFTLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    compressed_complex_distance,
     feature_matching_loss,
     log_magnitude_loss,
     lsgan_discriminator_loss,
@@ -34,6 +36,7 @@ from .transformer import CausalTransformer, KVState
 
 __all__ = [
     "CausalTransformer",
+    "CompressedComplexSTFTLoss",
     "GaussianPosterior",
     "HarmonicComb",
     "ISTFTHead",
@@ -52,6 +55,7 @@ __all__ = [
     "StreamingEncoder",
     "TrainingLog",
     "TrainingRecipe",
+    "compressed_complex_distance",
     "estimate_latent_scaling_factor",
     "feature_matching_loss",
     "log_magnitude_loss",

@@ -1,7 +1,8 @@
 """Losses of the VAE-GAN (paper §2.2): multi-scale mel L1, LSGAN adversarial, L1 feature matching (the KL term is
 :meth:`GaussianPosterior.kl <ming_speech_tokenizer.GaussianPosterior.kl>`), and two reconstruction terms that see
 what the mel loss does not, without a discriminator: a multi-resolution STFT loss on linear magnitudes (Parallel
-WaveGAN) and APNet's anti-wrapping phase loss on the ISTFT head's spectra."""
+WaveGAN), a multi-resolution loss on power-law compressed complex spectra (magnitude and phase of the waveform
+itself) and APNet's anti-wrapping phase loss on the ISTFT head's spectra."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from torchaudio.transforms import MelSpectrogram
 from .discriminators import DiscriminatorOutput
 
 __all__ = [
+    "CompressedComplexSTFTLoss",
     "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",
+    "compressed_complex_distance",
     "feature_matching_loss",
     "log_magnitude_loss",
     "lsgan_discriminator_loss",
@@ -90,6 +93,64 @@ class MultiResolutionSTFTLoss(nn.Module):
             log_distance = (predicted.clamp(min=1e-5).log() - wanted.clamp(min=1e-5).log()).abs().mean()
             total = total + convergence + log_distance
         return total / len(self.resolutions)
+
+
+class CompressedComplexSTFTLoss(nn.Module):
+    """Mean over ``[n_fft, hop]`` resolutions of the mean distance in the complex plane between power-law compressed
+    spectra ``|S|^c · e^{iφ}`` (``c = compression``, 0.3 as in speech enhancement's compressed complex losses) of
+    two waveforms.
+
+    Unlike :class:`MultiResolutionSTFTLoss` it sees the phase of the waveform itself, each bin in proportion to
+    its compressed magnitude; unlike :func:`phase_loss` on the ISTFT head's spectra it sees the overlap-added
+    result, so phases that are each near their frame's target but disagree between the overlapping frames (and
+    cancel) are penalised too. The compression keeps the weak high bands in the loss.
+    """
+
+    def __init__(
+        self, resolutions: Sequence[Sequence[int]] = ((2048, 512), (1024, 256), (512, 128)), compression: float = 0.3
+    ):
+        super().__init__()
+        if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
+            raise ValueError(
+                f"resolutions must be non-empty [n_fft, hop] pairs with 0 < hop <= n_fft, got {resolutions}"
+            )
+        if not 0 < compression <= 1:
+            raise ValueError(f"compression must be in (0, 1], got {compression}")
+        self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
+        self.compression = compression
+        for n_fft, _ in self.resolutions:
+            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` waveforms → scalar loss."""
+        total = prediction.new_zeros((), dtype=torch.float32)
+        for n_fft, hop in self.resolutions:
+            window = getattr(self, f"window_{n_fft}")
+            predicted, wanted = (
+                torch.stft(x.float(), n_fft, hop, window=window, return_complex=True) for x in (prediction, target)
+            )
+            total = total + compressed_complex_distance(predicted, wanted, self.compression)
+        return total / len(self.resolutions)
+
+
+def compressed_complex_distance(
+    predicted: torch.Tensor, target: torch.Tensor, compression: float = 0.3
+) -> torch.Tensor:
+    """Mean ``|P − T|`` over complex spectra of any (equal) shape after power-law compression
+    ``S ↦ |S|^c · e^{iφ}``: magnitude and phase error together, each bin in proportion to its compressed magnitude.
+
+    Also the ISTFT head's consistency loss (``TrainingRecipe.consistency_weight``): its predicted spectra against
+    :meth:`ISTFTHead.analyze <ming_speech_tokenizer.ISTFTHead.analyze>` of the waveform they overlap-add to, which
+    differ where overlapping frames disagree in phase and cancel, needing no target phase (Griffin-Lim's condition).
+    """
+
+    def compress(spectrum: torch.Tensor) -> torch.Tensor:
+        # the 1e-8 keeps the gradient of |S|^c finite in silent bins
+        magnitude = (spectrum.real.square() + spectrum.imag.square() + 1e-8).sqrt()
+        return spectrum * magnitude ** (compression - 1)
+
+    difference = compress(predicted) - compress(target)
+    return (difference.real.square() + difference.imag.square() + 1e-12).sqrt().mean()
 
 
 def log_magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,10 @@ discriminators frozen). A non-finite loss stops the run before it reaches an opt
 
 The issue's recipe is the default (mel 15, adversarial 1, feature matching 1, KL 1e-4; STFT and phase weights 0).
 The extra terms exist for short CPU runs, where the discriminators (the only terms that constrain the phase in that
-recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss` on the finished slots) and
+recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss` on the finished slots),
+``complex_stft_weight`` (:class:`CompressedComplexSTFTLoss`, the same slots, phase included),
+``consistency_weight`` (:func:`compressed_complex_distance` between the ISTFT head's spectra and those of the
+waveform they overlap-add to) and
 ``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
 layout, all ``segment_frames + 3`` frames: the encoder saw each of them whole), and for a model with a harmonic comb
 ``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
@@ -51,8 +54,10 @@ from ._inputs import as_float_tensor
 from .configuration import SpeechTokenizerConfig
 from .discriminators import SpeechDiscriminator
 from .losses import (
+    CompressedComplexSTFTLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    compressed_complex_distance,
     feature_matching_loss,
     log_magnitude_loss,
     lsgan_discriminator_loss,
@@ -69,6 +74,8 @@ _LOSS_NAMES = (
     "mel",
     "kl",
     "stft",
+    "complex_stft",
+    "consistency",
     "magnitude",
     "phase",
     "pitch",
@@ -110,6 +117,23 @@ class TrainingRecipe(BaseModel):
     stft_resolutions: tuple[tuple[_Positive, _Positive], ...] = Field(
         ((2048, 512), (1024, 256), (512, 128), (256, 64)), min_length=1, description="[n_fft, hop] of the STFT loss."
     )
+    complex_stft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the multi-resolution compressed complex STFT loss on the waveform (0: not computed).",
+    )
+    complex_stft_resolutions: tuple[tuple[_Positive, _Positive], ...] = Field(
+        ((2048, 512), (1024, 256), (512, 128)), min_length=1, description="[n_fft, hop] of the complex STFT loss."
+    )
+    complex_stft_compression: float = Field(
+        0.3, gt=0, le=1, description="Power-law compression of the complex STFT loss's magnitudes."
+    )
+    consistency_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the ISTFT head's consistency loss: its compressed complex spectra against those of "
+        "the waveform they overlap-add to, on the frames inside the finished slots (0: not computed).",
+    )
     magnitude_weight: float = Field(
         0.0, ge=0, description="Weight of the ISTFT head's log-magnitude loss (0: not computed)."
     )
@@ -141,16 +165,18 @@ class TrainingRecipe(BaseModel):
             raise ValueError(f"mel_bins needs one entry per mel window ({len(self.mel_windows)})")
         if any(b > w // 2 + 1 for b, w in zip(self.mel_bins, self.mel_windows, strict=True)):
             raise ValueError("mel_bins: more mel bands than frequency bins of their window")
-        if any(hop > n_fft for n_fft, hop in self.stft_resolutions):
-            raise ValueError("stft_resolutions: a hop longer than its n_fft")
+        for name in ("stft_resolutions", "complex_stft_resolutions"):
+            if any(hop > n_fft for n_fft, hop in getattr(self, name)):
+                raise ValueError(f"{name}: a hop longer than its n_fft")
         return self
 
 
 @dataclass
 class TrainingLog:
-    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``phase``, ``adversarial``, ``feature_matching``,
-    ``discriminator``; a term that is off, and the last three during warm-up and on steps without the discriminators,
-    are 0) and ``(step, multi-scale mel distance)`` of each validation."""
+    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``complex_stft``, ``magnitude``, ``phase``,
+    ``pitch``, ``adversarial``, ``feature_matching``, ``discriminator``; a term that is off, and the last three
+    during warm-up and on steps without the discriminators, are 0) and ``(step, multi-scale mel distance)`` of
+    each validation."""
 
     losses: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in _LOSS_NAMES})
     validation: list[tuple[int, float]] = field(default_factory=list)
@@ -174,7 +200,8 @@ def _check_lengths(
     # torch.stft (center=True, reflect padding) needs more than n_fft // 2 samples; better said now than at the first
     # step after warm-up or the first validation
     mel_minimum = max(recipe.mel_windows) // 2 + 1
-    stft = recipe.stft_resolutions if recipe.stft_weight > 0 else ()
+    stft = (*(recipe.stft_resolutions if recipe.stft_weight > 0 else ()),)
+    stft += recipe.complex_stft_resolutions if recipe.complex_stft_weight > 0 else ()
     minimum = max(mel_minimum, *(n_fft // 2 + 1 for n_fft, _ in (*config.discriminator_stft_resolutions, *stft)))
     if length < minimum:
         raise ValueError(
@@ -303,6 +330,8 @@ def train_speech_tokenizer(
         discriminator = SpeechDiscriminator(config).to(device)
     mel_loss = MultiScaleMelLoss(config.sampling_rate, recipe.mel_windows, recipe.mel_bins).to(device)
     stft_loss = MultiResolutionSTFTLoss(recipe.stft_resolutions).to(device)
+    complex_stft_loss = CompressedComplexSTFTLoss(recipe.complex_stft_resolutions, recipe.complex_stft_compression)
+    complex_stft_loss = complex_stft_loss.to(device)
     generator_optimizer = torch.optim.AdamW(model.parameters(), recipe.learning_rate, betas=recipe.betas)
     discriminator_optimizer = torch.optim.AdamW(
         discriminator.parameters(), recipe.discriminator_learning_rate, betas=recipe.betas
@@ -357,6 +386,18 @@ def train_speech_tokenizer(
         if recipe.stft_weight > 0:
             losses["stft"] = stft_loss(fake, real)
             total = total + recipe.stft_weight * losses["stft"]
+        if recipe.complex_stft_weight > 0:
+            losses["complex_stft"] = complex_stft_loss(fake, real)
+            total = total + recipe.complex_stft_weight * losses["complex_stft"]
+        if recipe.consistency_weight > 0:
+            # frames latency_frames … segment_frames − 1 lie wholly inside the finished slots [0, length)
+            head, first = model.decoder.head, config.latency_frames
+            predicted = head.polar(output.log_magnitude, output.phase)[:, first : recipe.segment_frames]
+            resynthesised = head.analyze(fake)[:, first:]
+            losses["consistency"] = compressed_complex_distance(
+                predicted, resynthesised, recipe.complex_stft_compression
+            )
+            total = total + recipe.consistency_weight * losses["consistency"]
         if recipe.magnitude_weight > 0 or recipe.phase_weight > 0 or recipe.pitch_weight > 0:
             with torch.no_grad():
                 target = model.decoder.head.analyze(batch)
