@@ -246,7 +246,8 @@ def main() -> None:
     seconds = sum(c.numel() for c in clips) / SAMPLE_RATE
     write_result(
         out,
-        f"Tiny tokenizer trained on CPU on espeak-ng speech (recipe {args.recipe}, {steps} steps): held-out quality",
+        f"Tiny tokenizer trained on CPU on espeak-ng speech (recipe {args.recipe}, "
+        f"{f'{tiny.start_from} + ' if tiny.start_from else ''}{steps} steps): held-out quality",
         f"bench_quality.py --recipe {args.recipe}",
         rows,
         f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
