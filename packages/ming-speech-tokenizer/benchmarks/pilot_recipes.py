@@ -2,8 +2,9 @@
 
 Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/pilot_recipes.py --stop 1200 VARIANT [VARIANT ...]
 The ``ft-`` variants instead train on v4's trained model with recipe v5's schedule (:data:`FINETUNE`, v4's losses;
-``ft-control`` changes nothing), are scored beside v4 itself (and also by the input's magnitudes with their
-phases) and write results/pilots_finetune_<stop>.json.
+``ft-control`` changes nothing; ``ft-adversarial`` runs the discriminators from the first step), are scored
+beside v4 itself (and also by the input's magnitudes with their phases) and write
+results/pilots_finetune_<stop>.json.
 Each variant is recipe v3 (same data, seed, batches and learning-rate schedule over v3's 5600 steps) with a few
 config or :class:`TrainingRecipe` fields changed; it trains until ``--stop`` (a multiple of v3's checkpoint interval,
 600) and is scored like ``bench_quality.py`` scores a checkpoint (multi-scale mel distance, STOI, wide-band PESQ,
@@ -51,6 +52,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "ft-consistency5": ({}, {"consistency_weight": 5.0}),
     "ft-consistency50": ({}, {"consistency_weight": 50.0}),
     "ft-phase10": ({}, {"phase_weight": 10.0}),
+    # the discriminators from the first step, every second step (a discriminator step costs ~9 reconstruction steps)
+    "ft-adversarial": ({}, {"warmup_steps": 0, "adversarial_every": 2}),
 }
 # recipe v5: v4's trained model trained on with v4's losses (ft-control is v5's own run up to the pilot's step)
 FINETUNE = RECIPES["v5"]
@@ -64,8 +67,12 @@ def pilot_recipe(name: str):
     """Recipe v3 (``ft-`` variants: :data:`FINETUNE`) with variant ``name``'s changes, in its own folder."""
     base = FINETUNE if name.startswith("ft-") else RECIPES["v3"]
     config, options = VARIANTS[name]
+    options = dict(options)
+    warmup_steps = options.pop("warmup_steps", base.warmup_steps)
     return dataclasses.replace(
         base,
+        warmup_steps=warmup_steps,
+        adversarial_steps=base.warmup_steps + base.adversarial_steps - warmup_steps,
         folder=f"pilot-{name}",
         description=f"{'v4 fine-tuned' if base is FINETUNE else 'v3'} with {config | options}",
         config_overrides={**base.config_overrides, **config},
