@@ -7,7 +7,7 @@ itself) and APNet's anti-wrapping phase loss on the ISTFT head's spectra."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,16 +61,11 @@ class MultiScaleMelLoss(nn.Module):
         return total
 
 
-class MultiResolutionSTFTLoss(nn.Module):
-    """Parallel WaveGAN's multi-resolution STFT loss: per ``[n_fft, hop]`` resolution, spectral convergence
-    ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F`` plus the L1 distance of log magnitudes (floored at 1e-5), averaged over resolutions.
+class _MultiResolutionSpectra(nn.Module):
+    """Holds ``[n_fft, hop]`` resolutions with their Hann windows and yields the complex STFTs of two waveforms at
+    each; the multi-resolution losses below differ only in what they compare."""
 
-    Linear-frequency magnitudes resolve the pitch harmonics that the mel bands merge at high frequencies, and the
-    magnitude of the synthesised waveform drops where the decoder's overlapping frames disagree in phase, so this
-    loss also penalises incoherent phases (not phase itself: see :func:`phase_loss`).
-    """
-
-    def __init__(self, resolutions: Sequence[Sequence[int]] = ((2048, 512), (1024, 256), (512, 128), (256, 64))):
+    def __init__(self, resolutions: Sequence[Sequence[int]]):
         super().__init__()
         if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
             raise ValueError(
@@ -80,22 +75,38 @@ class MultiResolutionSTFTLoss(nn.Module):
         for n_fft, _ in self.resolutions:
             self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
 
+    def _spectra(self, prediction: torch.Tensor, target: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for n_fft, hop in self.resolutions:
+            window = getattr(self, f"window_{n_fft}")
+            yield tuple(
+                torch.stft(x.float(), n_fft, hop, window=window, return_complex=True) for x in (prediction, target)
+            )
+
+
+class MultiResolutionSTFTLoss(_MultiResolutionSpectra):
+    """Parallel WaveGAN's multi-resolution STFT loss: per ``[n_fft, hop]`` resolution, spectral convergence
+    ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F`` plus the L1 distance of log magnitudes (floored at 1e-5), averaged over resolutions.
+
+    Linear-frequency magnitudes resolve the pitch harmonics that the mel bands merge at high frequencies, and the
+    magnitude of the synthesised waveform drops where the decoder's overlapping frames disagree in phase, so this
+    loss also penalises incoherent phases (not phase itself: see :func:`phase_loss`).
+    """
+
+    def __init__(self, resolutions: Sequence[Sequence[int]] = ((2048, 512), (1024, 256), (512, 128), (256, 64))):
+        super().__init__(resolutions)
+
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` waveforms → scalar loss."""
         total = prediction.new_zeros((), dtype=torch.float32)
-        for n_fft, hop in self.resolutions:
-            window = getattr(self, f"window_{n_fft}")
-            predicted, wanted = (
-                torch.stft(x.float(), n_fft, hop, window=window, return_complex=True).abs()
-                for x in (prediction, target)
-            )
+        for predicted, wanted in self._spectra(prediction, target):
+            predicted, wanted = predicted.abs(), wanted.abs()
             convergence = (wanted - predicted).norm() / wanted.norm().clamp(min=1e-5)
             log_distance = (predicted.clamp(min=1e-5).log() - wanted.clamp(min=1e-5).log()).abs().mean()
             total = total + convergence + log_distance
         return total / len(self.resolutions)
 
 
-class CompressedComplexSTFTLoss(nn.Module):
+class CompressedComplexSTFTLoss(_MultiResolutionSpectra):
     """Mean over ``[n_fft, hop]`` resolutions of the mean distance in the complex plane between power-law compressed
     spectra ``|S|^c · e^{iφ}`` (``c = compression``, 0.3 as in speech enhancement's compressed complex losses) of
     two waveforms.
@@ -109,26 +120,15 @@ class CompressedComplexSTFTLoss(nn.Module):
     def __init__(
         self, resolutions: Sequence[Sequence[int]] = ((2048, 512), (1024, 256), (512, 128)), compression: float = 0.3
     ):
-        super().__init__()
-        if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
-            raise ValueError(
-                f"resolutions must be non-empty [n_fft, hop] pairs with 0 < hop <= n_fft, got {resolutions}"
-            )
+        super().__init__(resolutions)
         if not 0 < compression <= 1:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
-        self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
         self.compression = compression
-        for n_fft, _ in self.resolutions:
-            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` waveforms → scalar loss."""
         total = prediction.new_zeros((), dtype=torch.float32)
-        for n_fft, hop in self.resolutions:
-            window = getattr(self, f"window_{n_fft}")
-            predicted, wanted = (
-                torch.stft(x.float(), n_fft, hop, window=window, return_complex=True) for x in (prediction, target)
-            )
+        for predicted, wanted in self._spectra(prediction, target):
             total = total + compressed_complex_distance(predicted, wanted, self.compression)
         return total / len(self.resolutions)
 
