@@ -131,6 +131,16 @@ class TinyRecipe:
         )
 
 
+# v4's model and losses, which v5 continues
+_V4_MODEL = {"hidden_size": 256, "intermediate_size": 512, "encoder_log_spectrum": True, "harmonic_candidates": 256}
+_V4_LOSSES = {
+    "magnitude_weight": 5.0,
+    "phase_weight": 1.0,
+    "pitch_weight": 1.0,
+    "mel_windows": (256, 512, 1024, 2048, 4096),
+    "mel_bins": (20, 40, 80, 160, 320),
+}
+
 RECIPES = {
     "v1": TinyRecipe(
         folder="tiny-espeak",
@@ -183,21 +193,8 @@ RECIPES = {
         # v3's magnitudes smeared the pitch harmonics of unseen voices below 1 kHz. Pilots at step 1200 of v3's
         # schedule (pilot_recipes.py): a comb learnt through the magnitudes alone picked fundamentals that were
         # not the voice's; the pitch teacher names them
-        config_overrides={
-            "hidden_size": 256,
-            "intermediate_size": 512,
-            "encoder_log_spectrum": True,
-            "harmonic_candidates": 256,
-        },
-        options={
-            "final_learning_rate_fraction": 0.1,
-            "magnitude_weight": 5.0,
-            "phase_weight": 1.0,
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "adversarial_every": 2,
-        },
+        config_overrides=_V4_MODEL,
+        options={"final_learning_rate_fraction": 0.1, **_V4_LOSSES, "adversarial_every": 2},
         train_speech=DIVERSE_TRAIN_SPEECH,
     ),
     "v5": TinyRecipe(
@@ -209,21 +206,8 @@ RECIPES = {
         # v4's magnitudes with the input's phases beat Griffin-Lim, its phases did not. Pilots of 600 steps from v4
         # (pilot_recipes.py --stop 600 ft-...): a compressed complex STFT loss, the head's consistency loss or a
         # 10× phase loss did no better than these steps with v4's own losses (ft-control)
-        config_overrides={
-            "hidden_size": 256,
-            "intermediate_size": 512,
-            "encoder_log_spectrum": True,
-            "harmonic_candidates": 256,
-        },
-        options={
-            "learning_rate": 2e-4,
-            "final_learning_rate_fraction": 0.5,
-            "magnitude_weight": 5.0,
-            "phase_weight": 1.0,
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-        },
+        config_overrides=_V4_MODEL,
+        options={"learning_rate": 2e-4, "final_learning_rate_fraction": 0.5, **_V4_LOSSES},
         train_speech=DIVERSE_TRAIN_SPEECH,
         start_from="v4",
     ),
