@@ -74,8 +74,7 @@ class HarmonicComb(nn.Module):
         """``basis[k, i, b] = cos(2π (k + 1) · f_b / f0_i)`` for the head's bin frequencies ``f_b``, and the
         ``(_DEPTH_POINTS, bins)`` linear interpolation of the depth."""
         device = self.profile.device
-        low, high = self.f0_range
-        f0 = torch.logspace(math.log10(low), math.log10(high), self.candidates, dtype=torch.float64, device=device)
+        f0 = self.f0s.to(device)
         cycles = torch.arange(self.bins, dtype=torch.float64, device=device) * self.bin_hz / f0[:, None]
         terms = torch.arange(1, _PROFILE_TERMS + 1, dtype=torch.float64, device=device)[:, None, None]
         self.basis = torch.cos(2 * math.pi * terms * cycles).float()
