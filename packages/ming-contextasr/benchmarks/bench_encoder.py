@@ -13,8 +13,6 @@ the peer the same for any clip up to 30 s. Prints a table and writes ``results/e
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +22,7 @@ import torch
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from ming_contextasr import ContextASRAudioConfig, ContextASRAudioModel
+from ming_testdata.results import describe_machine, write_results
 
 RESULTS = Path(__file__).parent / "results" / "encoder.json"
 WHISPER_POSITIONS = 1500  # Whisper's 30 s window, in encoder frames
@@ -118,23 +117,21 @@ def main() -> None:
             print(" | ".join(row[c] for c in COLUMNS), flush=True)
         del ours, peer
 
-    result = {
-        "title": "Audio encoder throughput: padding-free encoder + projector vs WhisperModel's 30 s padded encoder",
-        "command": "nox -s bench-ming-contextasr",
-        "machine": f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}",
-        "columns": COLUMNS,
-        "rows": rows,
-        "notes": (
+    write_results(
+        RESULTS,
+        title="Audio encoder throughput: padding-free encoder + projector vs WhisperModel's 30 s padded encoder",
+        command="nox -s bench-ming-contextasr",
+        machine=describe_machine("1 thread", torch=torch.__version__),
+        columns=COLUMNS,
+        rows=rows,
+        notes=(
             "fp32, no grad, median of "
             f"{args.repeats} runs (tiny) / {args.flash_repeats} (flash). Ours: front end + encoder + projector on "
             "the clips as they are (tiny: 10 s windows, so 30 s is 3 windows; flash: one window up to 300 s). "
             "WhisperModel: the encoder alone, same shape and weights, on log-mel features zero-padded to 30 s "
             "(3000 frames), measured once per batch size since a padded input costs the same for any clip length."
         ),
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {RESULTS}")
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ from ming_contextasr import (
     score_corpus,
     score_utterance,
 )
+from ming_testdata.results import describe_machine, write_results
 
 RESULTS = Path(__file__).parent / "results" / "recognizer.json"
 COLUMNS = ["condition", "prompt hotwords", "biasing", "WER", "NE-WER", "NE-FNR", "distractors output"]
@@ -206,15 +206,14 @@ def main() -> None:
     lm = model.language_model.config
     parameters = sum(p.numel() for p in model.parameters())
     audio = model.audio_model.config
-    result = {
-        "title": "Tiny context-aware recogniser: context, distractors and hotword biasing (held-out voices and names)",
-        "command": "nox -s bench-ming-contextasr",
-        "machine": f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}",
-        "columns": COLUMNS,
-        "rows": rows,
-        "copying": copying,
-        "copying_text_only": text_copying,
-        "notes": (
+    write_results(
+        args.results,
+        title="Tiny context-aware recogniser: context, distractors and hotword biasing (held-out voices and names)",
+        command="nox -s bench-ming-contextasr",
+        machine=describe_machine("1 thread", torch=torch.__version__),
+        columns=COLUMNS,
+        rows=rows,
+        notes=(
             f"{len(utterances)} held-out espeak-ng utterances ({entities} entity occurrences) in voices "
             f"{', '.join(TEST_VOICES)} (training: {', '.join(TRAIN_VOICES)}), every name absent from the "
             f"{args.train_seeds} training lexicons. One model: the tiny encoder preset ({audio.encoder_layers} layers, "
@@ -226,10 +225,8 @@ def main() -> None:
             "the tokenizer's pieces, bonus per matched piece as shown. "
             f"Evaluation took {time.perf_counter() - started:.0f} s."
         ),
-    }
-    args.results.parent.mkdir(exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.results}")
+        extra={"copying": copying, "copying_text_only": text_copying},
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ from ming_genseg import (
     synthesize_pair,
 )
 from ming_testdata import Scene, SceneOptions, make_scenes
+from ming_testdata.results import describe_machine, write_results
 
 RAW = MaskOptions(median_size=1, min_component_fraction=0.0, max_hole_fraction=0.0)
 
@@ -86,14 +85,14 @@ def main() -> None:
         rows.append({"image": f"{size}×{size}", **{name: f"{ms:.1f}" for name, ms in medians.items()}})
 
     columns = ["image"] + [c for c in rows[0] if c != "image"]
-    result = {
-        "title": "Mask extraction time per image",
-        "command": "nox -s bench-ming-genseg",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), numpy {np.__version__}, "
-        f"scipy {scipy.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": (
+    write_results(
+        args.out,
+        title="Mask extraction time per image",
+        command="nox -s bench-ming-genseg",
+        machine=describe_machine("one thread used", numpy=np.__version__, scipy=scipy.__version__),
+        columns=columns,
+        rows=rows,
+        notes=(
             f"ming-testdata scenes (up to 4 shapes), {args.scenes} per size, median of {args.repeats} runs each after "
             "a warm-up, then the median over scenes; every round trip (synthesize_pair → extract_mask) gave the "
             "source mask exactly. clean_mask is median seeding + component labelling + hole filling; the rest of "
@@ -101,16 +100,7 @@ def main() -> None:
             "end to end with the tiny ming-imagegen pipeline it is in results/segment.json (bench_segment.py). "
             f"1-minute load average when the run started: {load:.1f}."
         ),
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    print("-+-".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
-    print(result["notes"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    )
 
 
 if __name__ == "__main__":

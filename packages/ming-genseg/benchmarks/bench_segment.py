@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ from ming_genseg import (
     segment,
 )
 from ming_imagegen import MingImagePipeline
+from ming_testdata.results import describe_machine, write_results
 from ming_testdata.shape_world import EditSample, ObjectGroup, PromptSpec, ShapesOptions, make_edit, split_prompts
 
 HERE = Path(__file__).resolve().parent
@@ -163,23 +163,15 @@ def main() -> None:
         "whole call (editor + colour choice + extraction; 30 Euler steps, three guidance branches in one batch), one "
         f"CPU thread; 1-minute load average at the start: {load:.1f}."
     )
-    result = {
-        "title": "Segmentation as editing on rendered shapes: held-out scenes and segment() time",
-        "command": " ".join(["python packages/ming-genseg/benchmarks/bench_segment.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    print("-+-".join("-" * widths[c] for c in columns))
-    for r in rows:
-        print(" | ".join(str(r[c]).ljust(widths[c]) for c in columns))
-    print(notes)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    write_results(
+        args.out,
+        title="Segmentation as editing on rendered shapes: held-out scenes and segment() time",
+        command=" ".join(["python packages/ming-genseg/benchmarks/bench_segment.py", *sys.argv[1:]]),
+        machine=describe_machine("one thread used", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from train_shapes import data_split  # this folder's training script: the train 
 
 from ming_imagegen import MingImagePipeline
 from ming_testdata.geneval import CheckerOptions, GenEvalScores, check_edit, score_edits, score_images
+from ming_testdata.results import describe_machine, write_results
 from ming_testdata.shape_world import GENEVAL_CATEGORIES, EditSample, ShapesOptions, make_edit, render_scene
 
 HERE = Path(__file__).resolve().parent
@@ -232,24 +232,18 @@ def main() -> None:
         f"Seconds per image: text-to-image generation with batched guidance, batch {args.batch}, one CPU thread; "
         f"1-minute load average at the start: {load_avg:.1f}. Sample grids: <checkpoint>-eval/ (outside git)."
     )
-    result = {
-        "title": f"Mini-GenEval on rendered shapes ({'held-out' if args.split == 'test' else 'validation'} prompts) "
-        "and recolouring edits",
-        "command": " ".join(["python packages/ming-imagegen/benchmarks/bench_geneval.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    print("-+-".join("-" * widths[c] for c in columns))
-    for r in rows:
-        print(" | ".join(str(r[c]).ljust(widths[c]) for c in columns))
-    print(notes)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out}")
+    write_results(
+        out,
+        title=(
+            f"Mini-GenEval on rendered shapes ({'held-out' if args.split == 'test' else 'validation'} prompts) "
+            "and recolouring edits"
+        ),
+        command=" ".join(["python packages/ming-imagegen/benchmarks/bench_geneval.py", *sys.argv[1:]]),
+        machine=describe_machine("one thread used", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ The cases take turns, so a change of load on the shared machine touches all alik
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +28,7 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transfo
 from PIL import Image
 
 from ming_imagegen import MingConditioner, MingDiTTransformer2DModel, MingImagePipeline
+from ming_testdata.results import describe_machine, write_results
 
 STEPS, SIZE, TOKENS, HEADS = 30, 128, 64, 6
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
@@ -187,14 +186,14 @@ def main() -> None:
         f"batched saves {saving:.0f}%",
     )
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    result = {
-        "title": "Pipeline time per image vs diffusers' StableDiffusion3Pipeline (CPU, fp32)",
-        "command": "nox -s bench-ming-imagegen",
-        "machine": f"{platform.machine()} CPU, {args.threads} thread(s), torch {torch.__version__}",
-        "columns": ["case", "pipeline", "s / image", "ratio"],
-        "rows": rows,
-        "notes": (
+    write_results(
+        RESULTS,
+        title="Pipeline time per image vs diffusers' StableDiffusion3Pipeline (CPU, fp32)",
+        command="nox -s bench-ming-imagegen",
+        machine=describe_machine(f"{args.threads} thread(s)", torch=torch.__version__),
+        columns=["case", "pipeline", "s / image", "ratio"],
+        rows=rows,
+        notes=(
             f"{SIZE}×{SIZE} images, random 16-channel AutoencoderKL (factor 8) shared by both, {STEPS} Euler steps, "
             f"{TOKENS} precomputed condition tokens, width {HEADS * 64}. Transformers: ours "
             f"{_count(ours.transformer) / 1e6:.1f} M (6 joint blocks + 1 noise refiner + 1 reference refiner), "
@@ -202,9 +201,7 @@ def main() -> None:
             f"taking turns, after a warm-up. Goal: ours ≤ 1.05 × SD3. Ours also runs the connector and applies 3D "
             f"rotary embeddings."
         ),
-    }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +52,7 @@ from ming_imagegen import (
     train_image_generator,
 )
 from ming_testdata.geneval import CheckerOptions, check_edit, check_image, score_edits, score_images
+from ming_testdata.results import describe_machine, write_results
 from ming_testdata.shape_world import (
     EDIT_TEMPLATES,
     GENEVAL_CATEGORIES,
@@ -331,13 +330,13 @@ def write_validation_table(out: Path, path: Path) -> None:
             }
         )
     counts = {headers[c]: len(found) for c, found in data_split(SHAPES).validation.items() if found}
-    result = {
-        "title": "Text guidance of the tiny shapes model, chosen on validation prompts",
-        "command": "python packages/ming-imagegen/benchmarks/train_shapes.py",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (one thread used), torch {torch.__version__}",
-        "columns": list(rows[0]),
-        "rows": rows,
-        "notes": (
+    write_results(
+        path,
+        title="Text guidance of the tiny shapes model, chosen on validation prompts",
+        command="python packages/ming-imagegen/benchmarks/train_shapes.py",
+        machine=describe_machine("one thread used", torch=torch.__version__),
+        rows=rows,
+        notes=(
             f"The trained checkpoint ({summary['steps']} steps) on the validation prompts per category {counts} (kept "
             "out of training and disjoint from the held-out test prompts of bench_geneval.py; single objects have "
             f"none): mini-GenEval of {VALIDATION_IMAGES} images per category (its prompts in turn; Overall is the mean "
@@ -345,10 +344,7 @@ def write_validation_table(out: Path, path: Path) -> None:
             "guidance 2), 30 Euler steps. The best scale of each (a tie: the smaller) becomes the saved pipeline's "
             "default guidance_scale and edit_guidance_scale."
         ),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
+    )
 
 
 def main() -> None:

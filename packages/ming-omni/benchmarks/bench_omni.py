@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import torch
 
 from ming_moe import BailingMoeV2Config
 from ming_omni import MingOmni, MingOmniConfig, MingOmniForConditionalGeneration, OmniOptions
+from ming_testdata.results import describe_machine, write_results
 
 RESULTS = Path(__file__).parent / "results"
 _WIDTH, _EXPERTS, _EXPERT_WIDTH = 1024, 64, 512
@@ -194,11 +194,6 @@ def main() -> None:
         rows.append(
             {"measurement": f"tiny generate, {row['prompt']}, recompute", "value": f"{row['no cache']:.1f} tok/s"}
         )
-    width = max(len(r["measurement"]) for r in rows)
-    print(f"{'measurement':<{width}}  value")
-    for row in rows:
-        print(f"{row['measurement']:<{width}}  {row['value']}")
-
     verdicts = ", ".join(f"{name} {r:.2f}× ({'met' if r <= 1.1 else 'NOT met'})" for name, r in ratios.items())
     notes = (
         f"Loading goal, extra peak RSS ≤ 1.1× the checkpoint size: {verdicts}. Peak RSS is the loading process's "
@@ -207,17 +202,15 @@ def main() -> None:
         f"run. Generation: {args.new_tokens} new tokens, greedy, median of {args.repeats}, {args.threads} thread(s); "
         "the recompute rows run the whole sequence (encoders included) at every step."
     )
-    result = {
-        "title": "ming-omni: checkpoint loading (peak RSS vs size) and tiny text generation",
-        "command": "nox -s bench-ming-omni",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "omni.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(notes)
+    write_results(
+        RESULTS / "omni.json",
+        title="ming-omni: checkpoint loading (peak RSS vs size) and tiny text generation",
+        command="nox -s bench-ming-omni",
+        machine=describe_machine(f"{args.threads} thread(s)", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ Target: ≥ 50× faster than transformers. Prints a table and writes ``results/r
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ import transformers
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniPreTrainedModelForConditionalGeneration
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
+from ming_testdata.results import describe_machine, write_results
 from ming_videorope import Modality, get_position_ids
 
 MERGE = 2  # Qwen's spatial merge: their grids are in patches, ours in LLM tokens
@@ -189,29 +187,21 @@ def main() -> None:
         for label, _, ids in timed
     ]
     n_tokens = int(valid.sum())
-    result = {
-        "title": "Position-index builder vs transformers (64-sample mixed batch)",
-        "command": "nox -s bench-ming-videorope",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
-        "columns": ["builder", "median ms", "× vs Qwen2.5-Omni", "× vs Qwen2-VL", "ids"],
-        "rows": rows,
-        "notes": (
+    write_results(
+        args.out,
+        title="Position-index builder vs transformers (64-sample mixed batch)",
+        command="nox -s bench-ming-videorope",
+        machine=describe_machine(f"{args.threads} thread(s)", torch=torch.__version__),
+        columns=["builder", "median ms", "× vs Qwen2.5-Omni", "× vs Qwen2-VL", "ids"],
+        rows=rows,
+        notes=(
             f"Batch: {args.samples} left-padded samples, {batch['modality'].shape[1]} columns, {n_tokens} real tokens, "
             f"{len(batch['images'])} images and {len(batch['videos'])} videos; median of {args.repeats} runs after a "
             f"warm-up, {args.threads} thread(s). Target ≥ 50× faster than transformers: "
             f"{'met' if min(omni, qwen2vl) / worst >= 50 else 'not met'} (VideoRoPE builder "
             f"{omni / times[timed[-1][0]]:.1f}× vs Qwen2.5-Omni, {qwen2vl / times[timed[-1][0]]:.1f}× vs Qwen2-VL)."
         ),
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in result["columns"]}
-    print(" | ".join(c.ljust(widths[c]) for c in result["columns"]))
-    print("-+-".join("-" * widths[c] for c in result["columns"]))
-    for row in rows:
-        print(" | ".join(str(row[c]).ljust(widths[c]) for c in result["columns"]))
-    print(result["notes"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    )
 
 
 if __name__ == "__main__":
