@@ -13,9 +13,6 @@ the peer the same for any clip up to 30 s. Prints a table and writes ``results/e
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,6 +20,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from ming_contextasr import ContextASRAudioConfig, ContextASRAudioModel
 from ming_testdata.results import describe_machine, write_results
+from ming_testdata.timing import median_seconds
 
 RESULTS = Path(__file__).parent / "results" / "encoder.json"
 WHISPER_POSITIONS = 1500  # Whisper's 30 s window, in encoder frames
@@ -43,18 +41,6 @@ CASES = {
              ("batch of 8", (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0))],
     "flash": [("1 clip", (5.0,)), ("1 clip", (10.0,)), ("1 clip", (30.0,))],
 }  # fmt: skip
-
-
-def median_seconds(call: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``call`` over ``repeats`` runs, after one warm-up run when ``repeats`` > 1."""
-    if repeats > 1:
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def peer_encoder(config: ContextASRAudioConfig, ours: ContextASRAudioModel) -> torch.nn.Module:
@@ -95,12 +81,14 @@ def main() -> None:
         for label, lengths in cases:
             clips = [0.1 * torch.randn(round(s * SAMPLE_RATE)) for s in lengths]
             with torch.no_grad():
-                ours_s = median_seconds(lambda model=ours, clips=clips: model(clips), repeats)
+                ours_s = median_seconds(lambda model=ours, clips=clips: model(clips), repeats, warmup=repeats > 1)
                 if len(clips) not in peer_ms:
                     features = torch.stack(
                         [torch.nn.functional.pad(f, (0, padded_frames - f.shape[-1])) for f in map(ours.log_mel, clips)]
                     )
-                    peer_ms[len(clips)] = 1e3 * median_seconds(lambda model=peer, f=features: model(f), repeats)
+                    peer_ms[len(clips)] = 1e3 * median_seconds(
+                        lambda model=peer, f=features: model(f), repeats, warmup=repeats > 1
+                    )
             audio = sum(lengths)
             ours_ms = 1e3 * ours_s
             row = {

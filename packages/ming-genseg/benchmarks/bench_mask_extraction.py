@@ -20,7 +20,6 @@ os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +35,9 @@ from ming_genseg import (
 )
 from ming_testdata import Scene, SceneOptions, make_scenes
 from ming_testdata.results import describe_machine, write_results
+from ming_testdata.timing import median_seconds
 
 RAW = MaskOptions(median_size=1, min_component_fraction=0.0, max_hole_fraction=0.0)
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def time_scene(scene: Scene, repeats: int) -> dict[str, float]:
@@ -65,7 +55,7 @@ def time_scene(scene: Scene, repeats: int) -> dict[str, float]:
         "synthesize_pair ms": lambda: synthesize_pair(scene.image, obj.mask, expression),
         "colour baseline ms": lambda: color_threshold_segment(scene.image, expression),
     }
-    return {name: median_ms(fn, repeats) for name, fn in steps.items()}
+    return {name: 1e3 * median_seconds(fn, repeats) for name, fn in steps.items()}
 
 
 def main() -> None:

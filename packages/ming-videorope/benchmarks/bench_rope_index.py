@@ -11,8 +11,6 @@ Target: ≥ 50× faster than transformers. Prints a table and writes ``results/r
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +20,7 @@ from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniPr
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 from ming_testdata.results import describe_machine, write_results
+from ming_testdata.timing import median_seconds
 from ming_videorope import Modality, get_position_ids
 
 MERGE = 2  # Qwen's spatial merge: their grids are in patches, ours in LLM tokens
@@ -129,16 +128,6 @@ def ours(batch: dict[str, torch.Tensor], style: str, spacing: float) -> torch.Te
     ).position_ids
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=64)
@@ -173,7 +162,7 @@ def main() -> None:
         ("ming_videorope M-RoPE (δ=2)", lambda: ours(batch, "mrope", SPACING), "identical to Qwen2.5-Omni"),
         ("ming_videorope VideoRoPE (δ=2)", lambda: ours(batch, "videorope", SPACING), "VideoRoPE layout"),
     ]
-    times = {label: median_ms(fn, args.repeats) for label, fn, _ in timed}
+    times = {label: 1e3 * median_seconds(fn, args.repeats) for label, fn, _ in timed}
     omni, qwen2vl = times[timed[0][0]], times[timed[1][0]]
     worst = max(times[label] for label, _, _ in timed[2:])
     rows = [
