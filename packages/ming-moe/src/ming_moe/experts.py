@@ -4,8 +4,9 @@
 transformers dispatches :class:`MoeExperts.forward` to its own batched/grouped implementations; we write the eager
 loop and ``"fused_loop"``, registered in transformers' ``ExpertsInterface`` (so any model's
 ``set_experts_implementation("fused_loop")`` accepts it): a loop over cache-sized chunks of experts with a
-hand-written backward, run on one single-threaded lane per intra-op thread, or, for a few tokens or tiny experts,
-every expert on every token in two GEMMs; ``benchmarks/bench_moe_block.py`` times it against transformers' kernels.
+hand-written backward, run on one single-threaded lane per intra-op thread, or, where the FLOPs this wastes stay
+small (few tokens), every expert on every token in two GEMMs; ``benchmarks/bench_moe_block.py`` times it against
+transformers' kernels.
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ _CHUNK_SLOTS = 1024
 _LANE_MIN_FLOPS = 2e7
 """Forward FLOPs of the routed experts from which :class:`_FusedLoopExperts` splits the experts over lanes."""
 
-_ALL_EXPERTS_WASTE_PER_EXPERT = 2e6
-_ALL_EXPERTS_MAX_FLOPS_PER_TOKEN = 1e6
-"""``fused_loop`` runs every expert on every token while the FLOPs this wastes stay below the first figure per
-expert that can have tokens (few tokens), or when that costs at most the second per token (tiny experts, whose
-small GEMMs run far below the rate of two wide ones): there the loop's per-expert calls cost more."""
+_ALL_EXPERTS_WASTE_PER_EXPERT = 3e6
+"""``fused_loop`` runs every expert on every token while the FLOPs this wastes stay below this figure per expert
+that can have tokens (few tokens, or few and tiny experts): there the loop's per-expert calls cost more. Measured
+on one core: the tiny preset's 16 experts of 64 × 32 at 2048 tokens (19 MFLOP wasted per expert) ran 2.4× faster
+in the loop (forward and backward), at 256 tokens (2.4 MFLOP) about as fast as every expert on every token."""
 
 Chunk = tuple[list[int], list[int], int, int]
 """Consecutive experts with slots, their slot counts, and their ``[start, end)`` range of the sorted slots."""
@@ -152,38 +153,65 @@ class _LanePool:
             future.result()
 
 
-def _forward_lane(
-    chunks, most, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, output
-) -> None:
-    """The forward of the chunks this lane takes from the shared iterator ``chunks`` (at most ``most`` slots each;
-    see :class:`_FusedLoopExperts`), summed into ``output``."""
-    rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
-    inner_buffer = hidden_states.new_empty(most, down_proj.shape[2])
+class _Workspace(threading.local):
+    """Scratch buffers of the calling thread, kept between calls and grown as needed.
+
+    Fresh memory costs a page fault per 4 KiB page on first touch, about 0.6 ms per MB on the machine the benchmark
+    ran on: as much as the arithmetic of a chunk. Buffers over :data:`_WORKSPACE_MAX_BYTES` are not kept.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple, torch.Tensor] = {}
+
+    def take(self, name: str, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised ``(rows, columns)`` buffer of ``like``'s dtype and device, this thread's ``name``."""
+        size = rows * columns
+        if size * like.element_size() > _WORKSPACE_MAX_BYTES:
+            return like.new_empty(rows, columns)
+        key = (name, like.dtype, like.device)
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.numel() < size:
+            buffer = self.buffers[key] = like.new_empty(size)
+        return buffer[:size].view(rows, columns)
+
+
+_WORKSPACE = _Workspace()
+_WORKSPACE_MAX_BYTES = 64 * 2**20
+
+
+def _partial_sums(like: torch.Tensor, lanes: int) -> list[torch.Tensor]:
+    """Zeroed sums for ``lanes`` lanes: the first is returned to the caller, the others are scratch."""
+    extra = [_WORKSPACE.take(f"lane sum {lane}", *like.shape, like).zero_() for lane in range(1, lanes)]
+    return [torch.zeros_like(like), *extra]
+
+
+def _forward_lane(chunks, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, output) -> None:
+    """The forward of the chunks this lane takes from the shared iterator ``chunks`` (see
+    :class:`_FusedLoopExperts`), summed into ``output``; each chunk's gate/up projections go to its rows of
+    ``gate_up``, or to scratch where ``gate_up`` is None (no backward)."""
+    hidden, intermediate = hidden_states.shape[1], down_proj.shape[2]
     with torch.no_grad():  # lanes on worker threads start with grad mode on
         for experts, sizes, start, end in chunks:
-            rows = tokens[start:end]
-            x = torch.index_select(hidden_states, 0, rows, out=rows_buffer[: end - start])
-            projected = gate_up[start:end]
+            n, rows = end - start, tokens[start:end]
+            x = torch.index_select(hidden_states, 0, rows, out=_WORKSPACE.take("rows", n, hidden, hidden_states))
+            projected = _WORKSPACE.take("gate_up", n, 2 * intermediate, x) if gate_up is None else gate_up[start:end]
             for expert, x_e, out_e in zip(experts, x.split(sizes), projected.split(sizes), strict=True):
                 torch.mm(x_e, gate_up_proj[expert].T, out=out_e)
             gate, up = projected.chunk(2, dim=-1)
-            inner = torch.mul(act_fn(gate), up, out=inner_buffer[: end - start])
+            inner = torch.mul(act_fn(gate), up, out=_WORKSPACE.take("inner", n, intermediate, x))
+            inner.mul_(weights[start:end])  # the routing weight, on the narrower side of the down projection
             for expert, inner_e, out_e in zip(experts, inner.split(sizes), x.split(sizes), strict=True):
                 torch.mm(inner_e, down_proj[expert].T, out=out_e)  # the gathered rows are used up
-            output.index_add_(0, rows, x.mul_(weights[start:end]))
+            output.index_add_(0, rows, x)
 
 
 def _backward_lane(
-    chunks, most, grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, grads
+    chunks, grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, grads
 ) -> None:
     """The backward of the chunks this lane takes from ``chunks``: writes their experts' slices of the weight and
     routing-weight gradients in ``grads`` and sums the input gradient into ``grads[0]``."""
     grad_hidden, grad_weights, grad_gate_up, grad_down = grads
-    intermediate = down_proj.shape[2]
-    rows_buffer = hidden_states.new_empty(most, hidden_states.shape[1])
-    inner_buffer = hidden_states.new_empty(most, intermediate)
-    grad_inner_buffer = hidden_states.new_empty(most, intermediate)
-    grad_projected_buffer = hidden_states.new_empty(most, 2 * intermediate)
+    hidden, intermediate = hidden_states.shape[1], down_proj.shape[2]
     with torch.no_grad():
         for experts, sizes, start, end in chunks:
             rows, weight, n = tokens[start:end], weights[start:end], end - start
@@ -191,21 +219,21 @@ def _backward_lane(
             with torch.enable_grad():
                 gate = gate.detach().requires_grad_()
                 activated = act_fn(gate)
-            inner = torch.mul(activated.detach(), up, out=inner_buffer[:n])
-            grad_out = torch.index_select(grad_output, 0, rows, out=rows_buffer[:n])
-            grad_inner = grad_inner_buffer[:n]  # before the routing weight
+            inner = torch.mul(activated.detach(), up, out=_WORKSPACE.take("inner", n, intermediate, up))
+            grad_out = torch.index_select(grad_output, 0, rows, out=_WORKSPACE.take("rows", n, hidden, up))
+            grad_inner = _WORKSPACE.take("grad inner", n, intermediate, up)  # before the routing weight
             for expert, grad_out_e, out_e in zip(experts, grad_out.split(sizes), grad_inner.split(sizes), strict=True):
                 torch.mm(grad_out_e, down_proj[expert], out=out_e)
             torch.sum(grad_inner * inner, dim=-1, keepdim=True, out=grad_weights[start:end])
-            grad_out.mul_(weight)
+            inner.mul_(weight)  # the routing weight, on the narrower side of the down projection
             for expert, grad_out_e, inner_e in zip(experts, grad_out.split(sizes), inner.split(sizes), strict=True):
                 torch.mm(grad_out_e.T, inner_e, out=grad_down[expert])
             grad_inner.mul_(weight)
-            grad_projected = grad_projected_buffer[:n]
+            grad_projected = _WORKSPACE.take("grad gate_up", n, 2 * intermediate, up)
             torch.mul(grad_inner, activated.detach(), out=grad_projected[:, intermediate:])
             (grad_gate,) = torch.autograd.grad(activated, gate, grad_inner.mul_(up))
             grad_projected[:, :intermediate] = grad_gate
-            x = torch.index_select(hidden_states, 0, rows, out=rows_buffer[:n])  # grad_out is used up
+            x = torch.index_select(hidden_states, 0, rows, out=grad_out)  # grad_out is used up
             for expert, grad_e, x_e in zip(experts, grad_projected.split(sizes), x.split(sizes), strict=True):
                 torch.mm(grad_e.T, x_e, out=grad_gate_up[expert])
                 torch.mm(grad_e, gate_up_proj[expert], out=x_e)  # x_e is used up: it takes the input gradient
@@ -213,13 +241,15 @@ def _backward_lane(
 
 
 class _FusedLoopExperts(torch.autograd.Function):
-    """Gated experts ``down(act(gate) · up) · weight`` per (token, expert) slot, summed per token.
+    """Gated experts ``down(act(gate) · up · weight)`` per (token, expert) slot, summed per token.
 
     Slots are sorted by expert and taken in chunks of consecutive experts: a chunk gathers its rows, runs each
     expert's GEMMs on its slice, applies the activation and the routing weights to the whole chunk at once and
     scatter-adds into the output. Nothing of size ``(tokens × top_k, hidden)`` is built (grouped_mm builds several),
     the per-expert work is the GEMMs alone, and the backward, written by hand, loops the same way: autograd through
-    the eager loop zero-fills a full-size gradient per expert instead. Only the activation is recomputed.
+    the eager loop zero-fills a full-size gradient per expert instead. Only the activation is recomputed, and only
+    the gate/up projections are kept for backward (not at all where no input needs a gradient); the chunks' other
+    buffers are each thread's :class:`_Workspace`.
 
     With enough work, one lane per intra-op thread of the caller runs on :class:`_LanePool`'s single-threaded
     workers; the lanes take the next chunk as they finish one (so a lane slowed by other work on its core takes
@@ -228,7 +258,7 @@ class _FusedLoopExperts(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn):
+    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn, backward):
         num_experts, hidden, intermediate = down_proj.shape
         top_k = top_k_index.shape[-1]
         flat_experts = top_k_index.reshape(-1)
@@ -239,17 +269,17 @@ class _FusedLoopExperts(torch.autograd.Function):
         lanes = _lane_count(6 * order.shape[0] * hidden * intermediate)
         chunks = _chunks(counts, _CHUNK_SLOTS if lanes == 1 else min(_CHUNK_SLOTS, order.shape[0] // (8 * lanes)))
         lanes = max(min(lanes, len(chunks)), 1)
-        most = max((end - start for _, _, start, end in chunks), default=0)
-        gate_up = hidden_states.new_empty(order.shape[0], 2 * intermediate)  # kept for backward
-        outputs = [torch.zeros_like(hidden_states) for _ in range(lanes)]
+        gate_up = hidden_states.new_empty(order.shape[0], 2 * intermediate) if backward else None
+        outputs = _partial_sums(hidden_states, lanes)
         pending = iter(chunks)  # the lanes share it: next() on a list iterator holds the GIL
-        common = (pending, most, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up)
+        common = (pending, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up)
         _LanePool.run(_forward_lane, [(*common, out) for out in outputs])
         output = outputs[0]
         for other in outputs[1:]:
             output += other
-        ctx.save_for_backward(hidden_states, gate_up_proj, down_proj, order, gate_up, weights)
-        ctx.counts, ctx.chunks, ctx.most, ctx.lanes, ctx.top_k, ctx.act_fn = counts, chunks, most, lanes, top_k, act_fn
+        if backward:
+            ctx.save_for_backward(hidden_states, gate_up_proj, down_proj, order, gate_up, weights)
+            ctx.counts, ctx.chunks, ctx.lanes, ctx.top_k, ctx.act_fn = counts, chunks, lanes, top_k, act_fn
         return output
 
     @staticmethod
@@ -263,8 +293,8 @@ class _FusedLoopExperts(torch.autograd.Function):
         idle = [expert for expert, count in enumerate(ctx.counts) if count == 0]
         grad_gate_up[idle] = 0
         grad_down[idle] = 0
-        grad_hidden = [torch.zeros_like(hidden_states) for _ in range(ctx.lanes)]
-        common = (iter(ctx.chunks), ctx.most, grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj)
+        grad_hidden = _partial_sums(hidden_states, ctx.lanes)
+        common = (iter(ctx.chunks), grad_output, hidden_states, tokens, weights, gate_up_proj, down_proj)
         common += (ctx.act_fn, gate_up)
         _LanePool.run(
             _backward_lane, [(*common, (grad, grad_weights, grad_gate_up, grad_down)) for grad in grad_hidden]
@@ -272,7 +302,7 @@ class _FusedLoopExperts(torch.autograd.Function):
         for other in grad_hidden[1:]:
             grad_hidden[0] += other
         grad_top_k_weights = torch.empty_like(grad_weights).index_copy_(0, order, grad_weights)
-        return grad_hidden[0], grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None
+        return grad_hidden[0], grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None, None
 
 
 def _all_experts(
@@ -299,8 +329,9 @@ def fused_loop_experts_forward(
 ) -> torch.Tensor:
     """The ``"fused_loop"`` experts implementation (concatenated gate/up weights, no bias, not transposed).
 
-    Where the cost is per call rather than per FLOP (few tokens, or tiny experts), every expert runs on every token
-    in two GEMMs (:func:`_all_experts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan` picks.
+    Where the cost is per call rather than per FLOP (few tokens, or few and tiny experts), every expert runs on
+    every token in two GEMMs (:func:`_all_experts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan`
+    picks.
     """
     plain = self.has_gate and self.is_concatenated and not (self.has_bias or self.is_transposed)
     if not plain or self.has_post_expert_norm or self._is_expert_parallel:
@@ -311,7 +342,8 @@ def fused_loop_experts_forward(
     weights = (self.gate_up_proj, self.down_proj)
     if plan == ALL_EXPERTS:
         return _all_experts(hidden_states, top_k_index, top_k_weights, *weights, self.act_fn)
-    return _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, top_k_index, self.act_fn)
+    backward = torch.is_grad_enabled() and any(t.requires_grad for t in (hidden_states, top_k_weights, *weights))
+    return _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, top_k_index, self.act_fn, backward)
 
 
 ALL_EXPERTS = "every expert on every token"
@@ -320,8 +352,6 @@ ALL_EXPERTS = "every expert on every token"
 def fused_loop_plan(n_tokens: int, top_k: int, num_experts: int, hidden: int, intermediate: int) -> str:
     """How ``fused_loop`` runs ``n_tokens`` tokens: :data:`ALL_EXPERTS` or ``"loop on N lanes"``."""
     slots, expert_flops = n_tokens * top_k, 6 * hidden * intermediate
-    if num_experts * expert_flops <= _ALL_EXPERTS_MAX_FLOPS_PER_TOKEN:
-        return ALL_EXPERTS
     if n_tokens * (num_experts - top_k) * expert_flops <= _ALL_EXPERTS_WASTE_PER_EXPERT * min(num_experts, slots):
         return ALL_EXPERTS
     lanes = _lane_count(slots * expert_flops)
