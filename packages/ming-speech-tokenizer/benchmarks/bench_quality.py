@@ -39,12 +39,14 @@ ROOT = Path(__file__).resolve().parents[3]
 FIGURES = ROOT / "docs" / "figures"
 GRIFFIN_LIM_MELS = 64  # one latent frame holds 64 numbers: the mel gets as many per 20 ms frame
 GRIFFIN_LIM_ITERATIONS = (32, 100)  # torchaudio's default, and more: more iterations only raise the floor
+GRIFFIN_LIM_N_FFT = 1280  # the flash preset's window, whatever window the evaluated recipe's head uses
 
 Reconstruct = Callable[[torch.Tensor], torch.Tensor]
 
 
 def tokenizer_reconstruction(model: SpeechTokenizerModel) -> Reconstruct:
-    """Encode + decode with 60 ms of silence appended, so the decoder's last slots are finished (latent contract)."""
+    """Encode + decode with the decoder's latency (60 ms at n_fft 1280) of silence appended, so its last slots are
+    finished (latent contract)."""
     tail = model.config.latency_frames * model.config.hop_length
 
     def reconstruct(clip: torch.Tensor) -> torch.Tensor:
@@ -200,7 +202,7 @@ def main() -> None:
     for iterations in GRIFFIN_LIM_ITERATIONS:
         systems[f"Griffin-Lim {iterations}"] = (
             f"Griffin-Lim ({GRIFFIN_LIM_MELS}-band 50 Hz mel, {iterations} iterations)",
-            griffin_lim_reconstruction(config.n_fft, config.hop_length, iterations),
+            griffin_lim_reconstruction(GRIFFIN_LIM_N_FFT, config.hop_length, iterations),
         )
 
     clips = speech_clips(HELD_OUT_SPEECH)
@@ -252,7 +254,8 @@ def main() -> None:
         rows,
         f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
         "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
-        "(4 scales summed). The tokenizer encodes and decodes with 60 ms of silence appended (its latency). "
+        "(4 scales summed). The tokenizer encodes and decodes with "
+        f"{1000 * config.latency_frames * config.hop_length // SAMPLE_RATE} ms of silence appended (its latency). "
         f"Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe {args.recipe}` "
         f"({tiny.description}; {tiny.train_speech.n} clips, {len(tiny.train_speech.voice_list())} voices).",
     )

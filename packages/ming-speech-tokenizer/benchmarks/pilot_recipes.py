@@ -8,10 +8,10 @@ results/pilots_finetune_<stop>.json.
 Each variant is recipe v3 (same data, seed, batches and learning-rate schedule over v3's 5600 steps) with a few
 config or :class:`TrainingRecipe` fields changed; it trains until ``--stop`` (a multiple of v3's checkpoint interval,
 600) and is scored like ``bench_quality.py`` scores a checkpoint (multi-scale mel distance, STOI, wide-band PESQ,
-RMS level, and the trained magnitudes with the input's phases), beside v3's checkpoint of the same step (``v3``,
-from ``train_tiny_espeak.py --recipe v3``'s run folder). Runs go to ``~/.cache/ming/speech-tokenizer/pilot-<name>-run``
-(resumable; a later full run of the same recipe could continue one). Writes results/pilots_<stop>.json (rows of
-earlier calls with the same ``--stop`` are kept).
+RMS level, the trained magnitudes with the input's phases and the input's magnitudes with the trained phases),
+beside v3's checkpoint of the same step (``v3``, from ``train_tiny_espeak.py --recipe v3``'s run folder). Runs go
+to ``~/.cache/ming/speech-tokenizer/pilot-<name>-run`` (resumable; a later full run of the same recipe could continue
+one). Writes results/pilots_<stop>.json (rows of earlier calls with the same ``--stop`` are kept).
 """
 
 from __future__ import annotations
@@ -42,6 +42,45 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "harmonic-pitch-mel4096": (
         {"harmonic_candidates": 256},
         {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+    # v4's model and losses (harmonic-pitch-mel4096) with the phase as atan2 of two outputs, or without the phase
+    # loss's instantaneous-phase term
+    "harmonic-pitch-mel4096-parallel-phase": (
+        {"harmonic_candidates": 256, "parallel_phase": True},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+    "harmonic-pitch-mel4096-no-ip": (
+        {"harmonic_candidates": 256},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "phase_instantaneous": False,
+        },
+    ),
+    # both of the above; and v4's with a 960-sample ISTFT window and encoder span (3 hops: 60 ms windows that
+    # overlap 3 times instead of 80 ms 4 times; latency 2 frames; the latent contract is unchanged)
+    "harmonic-pitch-mel4096-parallel-phase-no-ip": (
+        {"harmonic_candidates": 256, "parallel_phase": True},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "phase_instantaneous": False,
+        },
+    ),
+    "harmonic-pitch-mel4096-nfft960": (
+        {"harmonic_candidates": 256, "n_fft": 960},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+    "harmonic-pitch-mel4096-nfft960-no-ip": (
+        {"harmonic_candidates": 256, "n_fft": 960},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "phase_instantaneous": False,
+        },
     ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
@@ -113,13 +152,15 @@ def save(out: Path, rows: dict[str, dict[str, str]], stop: int, finetune: bool) 
     else:
         title = f"Pilots of recipe v3's variants at step {stop} (of v3's 5600-step schedule): held-out quality"
         reference = f"v3 = its own run's checkpoint at step {stop}"
+    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
     write_result(
         out,
         title,
         f"pilot_recipes.py --stop {stop} VARIANT ...",
-        list(rows.values()),
+        [{key: row.get(key, "—") for key in columns} for row in rows.values()],
         f"8 held-out clips, means; {reference}. CPU s / step: the pilot's training process time over its steps on "
-        "the shared machine (one thread).",
+        "the shared machine (one thread). A row with — in some columns was measured by an earlier call, before "
+        "those columns existed (and on whichever machine its CPU s / step belongs to).",
     )
 
 
@@ -175,7 +216,7 @@ def main() -> None:
             "changes": str(changes),
             "CPU s / step": f"{spent['cpu_s'] / spent['steps']:.3f}",
         }
-        rows[name] |= score(model, clips, finetune)
+        rows[name] |= score(model, clips, phases=True)
         print(rows[name])
         save(out, rows, args.stop, finetune)  # after each variant: an interrupted call keeps what it measured
 

@@ -152,6 +152,9 @@ def test_phase_loss_measures_phases_on_the_circle():
     # a frequency error (the phase drifting by 0.25 per frame): mean offset 0.75, plus 0.25 per frame-to-frame step
     drift = 0.25 * torch.arange(7.0)[:, None]
     torch.testing.assert_close(phase_loss(phase + drift, phase), torch.tensor(0.75 + 0.25))
+    # without the instantaneous term only the relations between bins and frames count: an offset is no error
+    assert phase_loss(phase + 0.5, phase, instantaneous=False) < 1e-5
+    torch.testing.assert_close(phase_loss(phase + drift, phase, instantaneous=False), torch.tensor(0.25))
 
 
 def test_log_magnitude_loss_is_the_l1_distance_of_floored_natural_log_magnitudes():

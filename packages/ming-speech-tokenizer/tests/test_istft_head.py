@@ -149,3 +149,29 @@ def test_the_pitch_teacher_finds_the_fundamental_of_a_harmonic_sound_and_not_of_
     noise = torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0)) * 0.05
     assert head.harmonic.pitch_targets(head.analyze(noise))[1][0, inside].median() < 0.3
     assert torch.all(head.harmonic.pitch_targets(head.analyze(torch.zeros(1, 3200)))[1].abs() < 0.01)
+
+
+def test_parallel_phase_is_off_by_default_and_takes_the_phase_as_atan2_of_two_outputs(tmp_path):
+    assert SpeechTokenizerModel(SpeechTokenizerConfig.tiny()).decoder.head.proj.out_features == 2 * 641
+    with torch.device("meta"):
+        flash = SpeechTokenizerModel(SpeechTokenizerConfig.flash())
+    assert flash.decoder.head.proj.out_features == 2 * 641
+    torch.manual_seed(0)
+    model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(parallel_phase=True)).eval()
+    head = model.decoder.head
+    assert head.proj.out_features == 3 * 641
+    hidden = torch.randn(1, 5, 128)
+    log_magnitude, phase = head.log_magnitude_and_phase(hidden)
+    plain, y, x = head.proj(hidden).split(641, dim=-1)
+    torch.testing.assert_close(log_magnitude, plain)
+    torch.testing.assert_close(phase, torch.atan2(y, x))
+    assert phase.abs().max() <= math.pi  # wrapped by construction: no 2π jumps to learn where the target wraps
+    latents = torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(0))
+    full = model.decode(latents)
+    streamer = StreamingDecoder(model)
+    pieces = [streamer.step(latents[:, t : t + 1]) for t in range(20)]
+    torch.testing.assert_close(torch.cat([*pieces, streamer.flush()], dim=-1), full, rtol=1e-4, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = SpeechTokenizerModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.parallel_phase
+    assert torch.equal(loaded.decode(latents), full)

@@ -105,6 +105,11 @@ def test_the_stft_and_phase_terms_enter_the_total_with_their_weights(tmp_path, s
             + 0.5 * log.losses["phase"][step]
         )
         assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+    # without the instantaneous-phase term the same first step (same model, batch and noise) has a smaller phase loss
+    recipe = recipe.model_copy(update={"output_dir": tmp_path / "no-ip", "steps": 1, "phase_instantaneous": False})
+    relations_only = train_speech_tokenizer(_fresh_model(), speech, recipe)
+    assert relations_only.losses["mel"][0] == log.losses["mel"][0]
+    assert 0 < relations_only.losses["phase"][0] < log.losses["phase"][0]
 
 
 def test_the_complex_stft_and_consistency_terms_enter_the_total_with_their_weights(tmp_path, speech):

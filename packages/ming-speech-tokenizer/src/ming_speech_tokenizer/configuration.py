@@ -67,6 +67,9 @@ class SpeechTokenizerConfig(PreTrainedConfig):
             head has to build the pitch harmonics of every fundamental out of its hidden state; with the comb it
             only has to say which fundamental and how deep.
         harmonic_f0_range: lowest and highest candidate fundamental, Hz.
+        parallel_phase: the ISTFT head predicts each bin's phase as ``atan2(y, x)`` of two outputs (APNet's
+            parallel phase estimation) instead of regressing it in radians (Vocos; False, as in ``flash()`` and
+            ``tiny()``). A regressed phase must jump by 2π where the target wraps; ``atan2`` wraps by itself.
     """
 
     model_type = "ming_speech_tokenizer"
@@ -91,6 +94,7 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     encoder_log_spectrum: bool = False
     harmonic_candidates: int = 0
     harmonic_f0_range: list[float] | tuple[float, float] = (50.0, 500.0)
+    parallel_phase: bool = False
 
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)

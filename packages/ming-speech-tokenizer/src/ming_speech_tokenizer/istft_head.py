@@ -1,6 +1,7 @@
 """Vocos-style ISTFT head of the decoder, laid out causally (paper §2.2: the tokenizer's decoder to waveform).
 
-Each decoder frame is turned into a complex spectrum (log-magnitude and phase, as Vocos does) and then into
+Each decoder frame is turned into a complex spectrum (log-magnitude and phase, as Vocos does, or with
+``parallel_phase`` the phase as ``atan2`` of two outputs, as APNet does) and then into
 ``n_fft`` samples by an inverse real FFT and a Hann window. Frame ``t``'s window covers the samples encoder frame
 ``t`` saw, ``[hop · (t + 1) − n_fft, hop · (t + 1))`` (``[320 (t − 3), 320 (t + 1))``), so every output sample is
 built from frames whose encoder saw it. The price is latency: slot ``t`` (``[t · hop, (t + 1) · hop)``) is complete
@@ -131,7 +132,10 @@ class ISTFTHead(nn.Module):
         # |rfft(hann · x)| ≤ Σ hann = n_fft / 2 for |x| ≤ 1, so no full-scale signal is clipped (Vocos' 1e2 is for
         # n_fft 1024 and would clip a full-scale sine at n_fft 1280, whose peak bin is n_fft / 4 = 320).
         self.max_log_magnitude = math.log(config.n_fft / 2)
-        self.proj = nn.Linear(config.hidden_size, config.n_fft + 2)
+        self.bins = config.n_fft // 2 + 1
+        self.parallel_phase = config.parallel_phase
+        # log-magnitude and phase per bin; with parallel_phase the phase's two coordinates
+        self.proj = nn.Linear(config.hidden_size, self.bins * (3 if config.parallel_phase else 2))
         self.harmonic = HarmonicComb(config) if config.harmonic_candidates else None
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
@@ -151,8 +155,13 @@ class ISTFTHead(nn.Module):
 
     def log_magnitude_and_phase(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-magnitudes (before the clip; with the :class:`HarmonicComb` term when the config has one) and phases
-        (radians, not wrapped), each ``(B, T, n_fft // 2 + 1)`` fp32, of decoder states."""
-        log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
+        (radians; not wrapped, or with ``parallel_phase`` ``atan2(y, x)`` in [-π, π]), each ``(B, T, n_fft // 2 + 1)``
+        fp32, of decoder states."""
+        if self.parallel_phase:
+            log_magnitude, y, x = self.proj(hidden).float().split(self.bins, dim=-1)
+            phase = torch.atan2(y, x)
+        else:
+            log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
         if self.harmonic is not None:
             log_magnitude = log_magnitude + self.harmonic(hidden)
         return log_magnitude, phase

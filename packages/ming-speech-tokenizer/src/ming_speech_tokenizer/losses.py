@@ -170,10 +170,16 @@ def _anti_wrapped(difference: torch.Tensor) -> torch.Tensor:
     return (difference - 2 * math.pi * torch.round(difference / (2 * math.pi))).abs()
 
 
-def phase_loss(predicted: torch.Tensor, target: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
+def phase_loss(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    magnitude: torch.Tensor | None = None,
+    instantaneous: bool = True,
+) -> torch.Tensor:
     """APNet's anti-wrapping phase loss between phase spectra ``(B, T, F)`` (radians) of the same frames:
     instantaneous phase + group delay (phase differences between neighbouring bins) + instantaneous angular frequency
-    (phase differences between neighbouring frames), each the mean anti-wrapped distance, summed.
+    (phase differences between neighbouring frames), each the mean anti-wrapped distance, summed (without
+    ``instantaneous``, the last two only: phase relations between bins and frames, not the phases themselves).
 
     With ``magnitude`` (the target's magnitudes, ``(B, T, F)``) each term is a mean weighted by the magnitude of
     its bin (of the weaker of the two bins for a difference): the phase of a near-silent bin is noise that no model
@@ -188,7 +194,7 @@ def phase_loss(predicted: torch.Tensor, target: torch.Tensor, magnitude: torch.T
     def mean(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return (error * weight).sum() / weight.sum().clamp(min=1e-8)
 
-    instantaneous = mean(_anti_wrapped(predicted - target), magnitude)
+    total = mean(_anti_wrapped(predicted - target), magnitude) if instantaneous else predicted.new_zeros(())
     group_delay = mean(
         _anti_wrapped(predicted.diff(dim=-1) - target.diff(dim=-1)),
         torch.minimum(magnitude[..., 1:], magnitude[..., :-1]),
@@ -197,7 +203,7 @@ def phase_loss(predicted: torch.Tensor, target: torch.Tensor, magnitude: torch.T
         _anti_wrapped(predicted.diff(dim=-2) - target.diff(dim=-2)),
         torch.minimum(magnitude[..., 1:, :], magnitude[..., :-1, :]),
     )
-    return instantaneous + group_delay + frequency
+    return total + group_delay + frequency
 
 
 def pitch_loss(

@@ -147,6 +147,11 @@ class TrainingRecipe(BaseModel):
     phase_magnitude_weighted: bool = Field(
         True, description="Weight the phase loss's bins by the target's magnitudes (False: APNet's plain means)."
     )
+    phase_instantaneous: bool = Field(
+        True,
+        description="Include the phase loss's instantaneous-phase term (False: group delay and instantaneous "
+        "frequency only).",
+    )
     adversarial_every: int = Field(
         1, gt=0, description="After warm-up, the discriminator step and adversarial terms run every this many steps."
     )
@@ -406,7 +411,7 @@ def train_speech_tokenizer(
             total = total + recipe.magnitude_weight * losses["magnitude"]
         if recipe.phase_weight > 0:
             magnitude = target.abs() if recipe.phase_magnitude_weighted else None
-            losses["phase"] = phase_loss(output.phase, target.angle(), magnitude)
+            losses["phase"] = phase_loss(output.phase, target.angle(), magnitude, recipe.phase_instantaneous)
             total = total + recipe.phase_weight * losses["phase"]
         if recipe.pitch_weight > 0:
             losses["pitch"] = pitch_loss(output.harmonic_logits, *model.decoder.head.harmonic.pitch_targets(target))
