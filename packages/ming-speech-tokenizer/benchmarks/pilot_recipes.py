@@ -10,8 +10,8 @@ config or :class:`TrainingRecipe` fields changed; it trains until ``--stop`` (a 
 600) and is scored like ``bench_quality.py`` scores a checkpoint (multi-scale mel distance, STOI, wide-band PESQ,
 RMS level, the trained magnitudes with the input's phases and the input's magnitudes with the trained phases),
 beside v3's checkpoint of the same step (``v3``, from ``train_tiny_espeak.py --recipe v3``'s run folder). Runs go
-to ``~/.cache/ming/speech-tokenizer/pilot-<name>-run`` (resumable; a later full run of the same recipe could continue
-one). Writes results/pilots_<stop>.json (rows of earlier calls with the same ``--stop`` are kept).
+to ``~/.cache/ming/speech-tokenizer/pilot-<name>-run`` (resumable: a later call with a larger ``--stop`` continues
+the same run). Writes results/pilots_<stop>.json (rows of earlier calls with the same ``--stop`` are kept).
 """
 
 from __future__ import annotations
@@ -192,8 +192,10 @@ def main() -> None:
     for name in args.variants:
         tiny = pilot_recipe(name)
         run_dir = run_dir_for(CACHE / tiny.folder)
-        timing = run_dir / "pilot.json"  # CPU time of the pilot's training, kept for later calls
-        if not timing.exists():
+        # steps trained and their CPU time, kept for later calls: a later --stop resumes the run where it stopped
+        timing = run_dir / "pilot.json"
+        spent = json.loads(timing.read_text()) if timing.exists() else {"steps": 0, "cpu_s": 0.0}
+        if spent["steps"] < args.stop:
 
             def stop(step: int, _losses: dict[str, float]) -> None:
                 if step >= args.stop:
@@ -207,8 +209,8 @@ def main() -> None:
                     tiny.training_recipe(run_dir).model_copy(update={"progress": False}),
                     callback=stop,
                 )
-            timing.write_text(json.dumps({"steps": args.stop, "cpu_s": time.process_time() - cpu}))
-        spent = json.loads(timing.read_text())
+            spent = {"steps": args.stop, "cpu_s": spent["cpu_s"] + time.process_time() - cpu}
+            timing.write_text(json.dumps(spent))
         model = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{args.stop:07d}").eval()
         changes = VARIANTS[name][0] | VARIANTS[name][1]
         rows[name] = {
