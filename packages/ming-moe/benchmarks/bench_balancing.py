@@ -9,9 +9,6 @@ with balancing on (aux loss 0.01 + bias updates at rate 0.01, per router) and of
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import torch
 
 from ming_moe import BailingMoeV2Config, BailingMoeV2ForCausalLM, load_imbalance, random_windows, train_causal_lm
 from ming_testdata import make_sentences
+from ming_testdata.results import describe_machine, write_results
 
 
 def byte_batches(seed: int):
@@ -52,22 +50,18 @@ def main() -> None:
             }
         )
     columns = list(rows[0])
-    result = {
-        "title": f"Hybrid balancing on vs off (tiny preset, {args.steps} steps)",
-        "command": "nox -s bench-ming-moe",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": (
+    write_results(
+        args.out,
+        title=f"Hybrid balancing on vs off (tiny preset, {args.steps} steps)",
+        command="nox -s bench-ming-moe",
+        machine=describe_machine(f"{torch.get_num_threads()} thread(s)", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=(
             "Tiny preset (4 layers, 16 experts in 4 groups, top-4), 16 × 64 byte tokens per step, AdamW 3e-3. "
             "Loads are the text router's, averaged over the 3 MoE layers; 1.00 is perfectly balanced."
         ),
-    }
-    for row in rows:
-        print(" | ".join(f"{c}: {row[c]}" for c in columns))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    )
 
 
 if __name__ == "__main__":

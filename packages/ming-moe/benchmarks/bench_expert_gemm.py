@@ -14,15 +14,15 @@ writes ``results/expert_gemm.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from ming_testdata.results import describe_machine, write_results
 
 HIDDEN, WIDTH, EXPERTS, TOKENS = 1024, 256, 256, 2048
 DENSE_COLUMNS = 7168  # the block forward's FLOPs per token (routed top-8 + shared expert + router) / (2 · hidden)
@@ -85,22 +85,15 @@ def main() -> None:
         "experts' weights in turn (from memory, as in the block) or on one expert's weights each time (in cache). "
         f"1-minute load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores shared with other work."
     )
-    result = {
-        "title": "Expert GEMMs of the 256-expert slice vs a dense GEMM (CPU, 1 thread, fp32)",
-        "command": "python packages/ming-moe/benchmarks/bench_expert_gemm.py",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, 1 thread, torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
-    print(notes)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    write_results(
+        args.out,
+        title="Expert GEMMs of the 256-expert slice vs a dense GEMM (CPU, 1 thread, fp32)",
+        command="python packages/ming-moe/benchmarks/bench_expert_gemm.py",
+        machine=describe_machine("1 thread", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

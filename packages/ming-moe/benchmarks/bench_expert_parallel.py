@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +28,7 @@ import torch.multiprocessing as mp
 from bench_moe_block import SHAPES, SLICE
 
 from ming_moe import ParallelLayout, SparseMoeBlock, apply_expert_parallel, build_device_mesh
+from ming_testdata.results import describe_machine, write_results
 
 WORLD = 2
 CONFIG = SHAPES[SLICE]  # the one-layer slice of the single-process benchmark
@@ -213,17 +212,15 @@ def main() -> None:
         "network time is not measured. Machine load is the 1-minute load average after each run's timings: "
         "above 2, other jobs were sharing the 2 cores and the throughputs are lower bounds."
     )
-    payload = {
-        "title": "Expert-parallel MoE block: 2 processes (gloo) vs 1",
-        "command": "python packages/ming-moe/benchmarks/bench_expert_parallel.py",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    print(notes)
+    write_results(
+        args.out,
+        title="Expert-parallel MoE block: 2 processes (gloo) vs 1",
+        command="python packages/ming-moe/benchmarks/bench_expert_parallel.py",
+        machine=describe_machine(f"{torch.get_num_threads()} thread(s)", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ Prints a table and writes ``results/moe_block.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from transformers.models.bailing_hybrid.modeling_bailing_hybrid import BailingHy
 
 from ming_moe import BailingMoeV2Config, SparseMoeBlock
 from ming_moe.experts import fused_loop_plan
+from ming_testdata.results import describe_machine, write_results
 
 PEER, OURS = "transformers", "ming_moe"
 IMPLEMENTATIONS = {
@@ -307,24 +306,15 @@ def main() -> None:
         f"end on {os.cpu_count()} cores shared with other work.",
         *verdicts,
     ]
-    result = {
-        "title": "MoE block vs transformers' BailingHybridMoE (CPU, fp32, tokens/s)",
-        "command": "nox -s bench-ming-moe",
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, {args.threads} threads, "
-        f"torch {torch.__version__}",
-        "columns": columns,
-        "rows": rows,
-        "notes": " ".join(notes),
-    }
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(" | ".join(c.ljust(widths[c]) for c in columns))
-    print("-+-".join("-" * widths[c] for c in columns))
-    for row in rows:
-        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
-    print("\n".join(notes))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    write_results(
+        args.out,
+        title="MoE block vs transformers' BailingHybridMoE (CPU, fp32, tokens/s)",
+        command="nox -s bench-ming-moe",
+        machine=describe_machine(f"{args.threads} threads", torch=torch.__version__),
+        columns=columns,
+        rows=rows,
+        notes=" ".join(notes),
+    )
 
 
 def _no_setup() -> None:

@@ -28,6 +28,7 @@ from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiC
 
 from ming_speech_tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel, StreamingDecoder, StreamingEncoder
 from ming_testdata import SpeechOptions, make_speech
+from ming_testdata.timing import median_seconds
 
 CLIP_RATE = 16_000
 STREAM_FRAMES = 50  # frames timed one by one; the per-frame cost hardly grows with the history (matmuls dominate)
@@ -100,17 +101,6 @@ def encodec() -> Codec:
         lambda wave: model.encode(wave),
         lambda out: model.decode(out.audio_codes, out.audio_scales, last_frame_pad_length=out.last_frame_pad_length)[0],
     )
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one untimed warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def streaming_ms(model: SpeechTokenizerModel, wave: torch.Tensor) -> tuple[float, float]:
