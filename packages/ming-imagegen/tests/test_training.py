@@ -172,7 +172,8 @@ def test_pretraining_the_language_model_makes_the_queries_read_the_prompt():
     pipe = tiny_pipeline(lm, tokenizer, glyph=False, identity=False, seed=0)
     probe = ["a red circle and a blue square", "a green circle and a blue square", "a red triangle and a blue square"]
     random_spread = _query_spread(pipe, probe)
-    losses = pretrain_language_model(lm, tokenizer, texts, steps=150, batch_size=16, seed=0)
+    # 300 steps: after 150 the spread had grown 1.4-2.3x depending on the CPU and seed, after 300 2.2-3.7x
+    losses = pretrain_language_model(lm, tokenizer, texts, steps=300, batch_size=16, seed=0)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     assert not lm.training
     assert not any(p.requires_grad for p in lm.parameters())
