@@ -115,11 +115,9 @@ def test_the_harmonic_comb_learns_which_fundamental_a_spectrum_has():
     assert loss.item() < 0.2 * target.abs().mean().item()
 
 
-def test_with_the_harmonic_comb_streaming_equals_full_decoding_and_save_load_is_bit_identical(tmp_path):
-    model = _comb_model()
-    with torch.no_grad():  # a trained-looking profile, which loading must not reset
-        model.decoder.head.harmonic.profile.copy_(torch.tensor([0.5, 0.2, -0.1, 0.3]))
-        model.decoder.head.harmonic.proj.bias[-16:] = 1.0
+def _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path) -> SpeechTokenizerModel:
+    """The streaming decoder gives ``model``'s full decoding of random latents, and so does the model saved and
+    loaded from ``tmp_path``, bit for bit; returns the loaded model."""
     latents = torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(0))
     full = model.decode(latents)
     streamer = StreamingDecoder(model)
@@ -128,6 +126,15 @@ def test_with_the_harmonic_comb_streaming_equals_full_decoding_and_save_load_is_
     model.save_pretrained(tmp_path)
     loaded = SpeechTokenizerModel.from_pretrained(tmp_path).eval()
     assert torch.equal(loaded.decode(latents), full)
+    return loaded
+
+
+def test_with_the_harmonic_comb_streaming_equals_full_decoding_and_save_load_is_bit_identical(tmp_path):
+    model = _comb_model()
+    with torch.no_grad():  # a trained-looking profile, which loading must not reset
+        model.decoder.head.harmonic.profile.copy_(torch.tensor([0.5, 0.2, -0.1, 0.3]))
+        model.decoder.head.harmonic.proj.bias[-16:] = 1.0
+    _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path)
     with torch.device("meta"):
         flash = SpeechTokenizerModel(SpeechTokenizerConfig.flash(harmonic_candidates=256))
     assert flash.decoder.head.harmonic.basis.shape == (4, 256, 641)
@@ -166,12 +173,4 @@ def test_parallel_phase_is_off_by_default_and_takes_the_phase_as_atan2_of_two_ou
     torch.testing.assert_close(log_magnitude, plain)
     torch.testing.assert_close(phase, torch.atan2(y, x))
     assert phase.abs().max() <= math.pi  # wrapped by construction: no 2π jumps to learn where the target wraps
-    latents = torch.randn(1, 20, 64, generator=torch.Generator().manual_seed(0))
-    full = model.decode(latents)
-    streamer = StreamingDecoder(model)
-    pieces = [streamer.step(latents[:, t : t + 1]) for t in range(20)]
-    torch.testing.assert_close(torch.cat([*pieces, streamer.flush()], dim=-1), full, rtol=1e-4, atol=1e-5)
-    model.save_pretrained(tmp_path)
-    loaded = SpeechTokenizerModel.from_pretrained(tmp_path).eval()
-    assert loaded.config.parallel_phase
-    assert torch.equal(loaded.decode(latents), full)
+    assert _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path).config.parallel_phase
