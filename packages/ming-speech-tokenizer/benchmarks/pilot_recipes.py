@@ -82,6 +82,16 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
             "phase_instantaneous": False,
         },
     ),
+    # v4's with the ISTFT head predicting 2 (or 4) spectra per decoder frame, of 640 samples 160 apart (320 / 80):
+    # the same 4x overlap with shorter windows and a smaller phase advance between neighbouring spectra
+    "harmonic-pitch-mel4096-subframes2": (
+        {"harmonic_candidates": 256, "head_subframes": 2},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
+    "harmonic-pitch-mel4096-subframes4": (
+        {"harmonic_candidates": 256, "head_subframes": 4},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
         {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},

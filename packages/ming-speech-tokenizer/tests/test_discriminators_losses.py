@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
@@ -124,17 +125,19 @@ def test_compressed_complex_stft_loss_sees_the_phase_that_the_magnitude_stft_los
     torch.testing.assert_close(loss(-wave, wave), 2 * loss(torch.zeros_like(wave), wave), atol=1e-4, rtol=1e-4)
 
 
-def test_the_head_layout_consistency_distance_vanishes_only_for_spectra_of_a_waveform():
-    config = SpeechTokenizerConfig.tiny()
+@pytest.mark.parametrize("subframes", [1, 2, 4])
+def test_the_head_layout_consistency_distance_vanishes_only_for_spectra_of_a_waveform(subframes):
+    config = SpeechTokenizerConfig.tiny(head_subframes=subframes)
     head = ISTFTHead(config)
     wave = torch.randn(1, 20 * config.hop_length, generator=torch.Generator().manual_seed(0)) * 0.1
     spectrum = head.analyze(wave)  # a waveform's spectra: overlap-adding them gives it back
-    latency = config.latency_frames
+    segment = 20 - config.latency_frames
 
     def inconsistency(spectra: torch.Tensor) -> torch.Tensor:
-        # as the trainer: the finished slots (all but the last `latency`), the frames wholly inside them
-        finished = head.place(head.synthesize(spectra))[:, : -latency * config.hop_length]
-        return compressed_complex_distance(spectra[:, latency:-latency], head.analyze(finished)[:, latency:])
+        # as the trainer: the finished slots (all but the last latency_frames), the head's frames wholly inside them
+        finished = head.place(head.synthesize(spectra))[:, : segment * config.hop_length]
+        first, last = head.n_fft // head.hop - 1, segment * subframes
+        return compressed_complex_distance(spectra[:, first:last], head.analyze(finished)[:, first:])
 
     assert inconsistency(spectrum) < 1e-4
     # the same magnitudes with random phases: the overlapping frames disagree and partly cancel

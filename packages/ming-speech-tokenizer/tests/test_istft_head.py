@@ -3,6 +3,7 @@ reconstructs a signal from the spectra of the input frames the encoder sees; the
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -174,3 +175,105 @@ def test_parallel_phase_is_off_by_default_and_takes_the_phase_as_atan2_of_two_ou
     torch.testing.assert_close(phase, torch.atan2(y, x))
     assert phase.abs().max() <= math.pi  # wrapped by construction: no 2π jumps to learn where the target wraps
     assert _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path).config.parallel_phase
+
+
+def test_head_subframes_is_off_in_the_presets_and_must_divide_the_hop():
+    for config in (SpeechTokenizerConfig.tiny(), SpeechTokenizerConfig.flash()):
+        assert (config.head_subframes, config.head_n_fft, config.head_hop_length) == (1, 1280, 320)
+        assert config.latency_frames == 3
+    expected = {2: (640, 160, 2), 4: (320, 80, 1), 5: (256, 64, 1)}  # latency: ceil(3 / K) frames
+    for k, numbers in expected.items():
+        config = SpeechTokenizerConfig.tiny(head_subframes=k)
+        assert (config.head_n_fft, config.head_hop_length, config.latency_frames) == numbers
+    for bad in (0, -2, 3, 7):
+        with pytest.raises(ValueError, match="head_subframes must be a positive divisor of hop_length"):
+            SpeechTokenizerConfig.tiny(head_subframes=bad)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_subframe_spectra_are_the_short_frames_inside_what_the_encoder_saw_and_reconstruct_the_input(speech, k):
+    config = SpeechTokenizerConfig.tiny(head_subframes=k)
+    head = ISTFTHead(config)
+    n, hop = 1280 // k, 320 // k
+    x = speech[1][None, : 40 * 320]
+    spectra = head.analyze(x)
+    assert spectra.shape == (1, 40 * k, n // 2 + 1)
+    # latent frame 10's last subframe ends with its slot, its first ends (k − 1) · hop earlier
+    last, first = 10 * k + k - 1, 10 * k
+    torch.testing.assert_close(spectra[:, last], torch.fft.rfft(x[:, 11 * 320 - n : 11 * 320] * torch.hann_window(n)))
+    start = 10 * 320 + hop - n
+    torch.testing.assert_close(spectra[:, first], torch.fft.rfft(x[:, start : start + n] * torch.hann_window(n)))
+    assert start >= 11 * 320 - 1280  # inside the 1280 samples encoder frame 10 saw
+    assert head.normaliser == 1.5  # the same 4× overlap of Hann windows
+    reconstruction = head.place(head.synthesize(spectra))
+    assert reconstruction.shape == x.shape
+    # exact from sample 0 up to the last latency_frames slots
+    done = (40 - config.latency_frames) * 320
+    torch.testing.assert_close(reconstruction[:, :done], x[:, :done], rtol=1e-4, atol=1e-6)
+    assert (reconstruction[:, done:] - x[:, done:]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_a_decoder_frame_with_subframes_writes_only_samples_its_encoder_frame_saw(k):
+    torch.manual_seed(0)
+    head = ISTFTHead(SpeechTokenizerConfig.tiny(head_subframes=k))
+    hidden = torch.randn(1, 12, 128)
+    poked = hidden.clone()
+    poked[:, 6] += 1.0
+    with torch.no_grad():
+        changed = (head(poked) - head(hidden)).abs()[0] > 1e-7
+    assert head.proj.out_features == k * 2 * (1280 // k // 2 + 1)
+    written = changed.nonzero()[:, 0]
+    # the k windows of frame 6 span [320 · 6 + 320 / k − 1280 / k, 320 · 7), within encoder frame 6's [320 · 3, 320 · 7)
+    assert written.min() >= 6 * 320 + 320 // k - 1280 // k >= 3 * 320
+    assert written.max() < 7 * 320
+    assert written.min() < 6 * 320 + 320 // k - 1280 // k + 10  # both ends reached
+    assert written.max() > 7 * 320 - 10
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_with_subframes_streaming_equals_full_decoding_and_save_load_is_bit_identical(tmp_path, k):
+    torch.manual_seed(0)
+    config = SpeechTokenizerConfig.tiny(head_subframes=k, harmonic_candidates=64)
+    model = SpeechTokenizerModel(config).eval()
+    latency = config.latency_frames
+    latents = torch.randn(1, 12, 64, generator=torch.Generator().manual_seed(1))
+    streamer = StreamingDecoder(model)
+    sizes = [streamer.step(latents[:, t : t + 1]).shape[-1] for t in range(12)]
+    assert sizes == [0] * latency + [320] * (12 - latency)  # whole 20 ms slots after latency_frames frames
+    assert streamer.flush().shape == (1, latency * 320)
+    loaded = _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path)
+    assert loaded.config.head_subframes == k
+    # the decoder is causal with latency_frames of latency: sample n depends on latents ≤ n // 320 + latency
+    other = latents.clone()
+    other[:, 8:] = torch.randn(1, 4, 64)
+    first, second = model.decode(latents), model.decode(other)
+    torch.testing.assert_close(first[:, : (8 - latency) * 320], second[:, : (8 - latency) * 320])
+    assert not torch.allclose(first[:, (8 - latency) * 320 :], second[:, (8 - latency) * 320 :], atol=1e-4)
+
+
+def test_the_harmonic_comb_of_subframes_has_one_fundamental_per_subframe_over_their_bins():
+    torch.manual_seed(0)
+    head = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=64, head_subframes=2)).decoder.head
+    comb = head.harmonic
+    assert comb.bin_hz == 25.0
+    assert comb.basis.shape == (4, 64, 321)
+    chosen = (40, 10)  # subframe 0 and 1 of each frame
+    with torch.no_grad():
+        comb.proj.weight.zero_()
+        comb.proj.bias.zero_()
+        for j, index in enumerate(chosen):
+            outputs = comb.proj.bias[j * (64 + 16) : (j + 1) * (64 + 16)]
+            outputs[index] = 100.0
+            outputs[64:] = math.log(math.e**2 - 1)  # depth 2
+    hidden = torch.randn(1, 3, 128)
+    assert comb.logits(hidden).shape == (1, 6, 64)
+    assert comb.logits(hidden).argmax(-1).tolist() == [[40, 10, 40, 10, 40, 10]]
+    term = comb(hidden)
+    hz = torch.arange(321) * 25.0
+    for j, index in enumerate(chosen):
+        f0 = comb.f0s[index].item()
+        torch.testing.assert_close(term[0, 2 + j], 2 * torch.cos(2 * torch.pi * hz / f0), atol=1e-4, rtol=0)
+    log_magnitude, phase = head.log_magnitude_and_phase(hidden)
+    assert log_magnitude.shape == phase.shape == (1, 6, 321)
+    torch.testing.assert_close(log_magnitude - term, head.proj(hidden).reshape(1, 6, 642)[..., :321])

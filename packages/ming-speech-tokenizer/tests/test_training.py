@@ -317,3 +317,21 @@ def test_inputs_too_short_for_the_mel_transforms_are_refused_before_training(tmp
     with pytest.raises(ValueError, match=r"validation_clips\[1\] has 700 samples.*1025"):
         train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path), [speech[0], speech[1][:700]])
     assert not (tmp_path / "run").exists()
+
+
+def test_with_subframes_the_head_losses_compare_the_head_spectra_with_the_input_in_their_layout(tmp_path, speech):
+    torch.manual_seed(0)
+    model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=32, head_subframes=2))
+    clip = speech[0][None, : 12 * 320]
+    output = model(clip, sample=False)
+    target = model.decoder.head.analyze(clip)
+    assert output.log_magnitude.shape == output.phase.shape == target.shape == (1, 24, 321)
+    assert output.harmonic_logits.shape == (1, 24, 32)
+    weights = {"magnitude_weight": 2.0, "phase_weight": 0.5, "pitch_weight": 0.3, "consistency_weight": 0.7}
+    log = train_speech_tokenizer(model, speech, _recipe(tmp_path, steps=2, warmup_steps=2, **weights))
+    for step in range(2):
+        terms = {name.removesuffix("_weight"): weight for name, weight in weights.items()}
+        assert all(log.losses[name][step] > 0 for name in terms)
+        expected = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step]
+        expected += sum(weight * log.losses[name][step] for name, weight in terms.items())
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)

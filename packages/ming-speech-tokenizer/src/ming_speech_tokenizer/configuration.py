@@ -70,6 +70,12 @@ class SpeechTokenizerConfig(PreTrainedConfig):
         parallel_phase: the ISTFT head predicts each bin's phase as ``atan2(y, x)`` of two outputs (APNet's
             parallel phase estimation) instead of regressing it in radians (Vocos; False, as in ``flash()`` and
             ``tiny()``). A regressed phase must jump by 2π where the target wraps; ``atan2`` wraps by itself.
+        head_subframes: spectra the ISTFT head predicts per decoder state, ``K`` (1, as in ``flash()`` and
+            ``tiny()``: one frame of ``n_fft`` samples per ``hop_length``). With ``K`` > 1 each state predicts ``K``
+            spectra of ``n_fft / K`` samples placed ``hop_length / K`` apart (:attr:`head_n_fft`,
+            :attr:`head_hop_length`; K = 2: 640 / 160), the same overlap with shorter windows and a smaller phase
+            advance per hop. Must divide ``hop_length``. The encoder and the latent contract are unchanged; the
+            latency falls to :attr:`latency_frames`.
     """
 
     model_type = "ming_speech_tokenizer"
@@ -95,6 +101,7 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     harmonic_candidates: int = 0
     harmonic_f0_range: list[float] | tuple[float, float] = (50.0, 500.0)
     parallel_phase: bool = False
+    head_subframes: int = 1
 
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)
@@ -123,6 +130,11 @@ class SpeechTokenizerConfig(PreTrainedConfig):
             raise ValueError(
                 f"harmonic_f0_range must be [low, high] with 0 < low < high < sampling_rate / 2, got {low_high}"
             )
+        if self.head_subframes < 1 or self.hop_length % self.head_subframes:
+            raise ValueError(
+                f"head_subframes must be a positive divisor of hop_length ({self.hop_length}), got "
+                f"{self.head_subframes}"
+            )
         resolutions = self.discriminator_stft_resolutions
         if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
             raise ValueError(
@@ -132,11 +144,23 @@ class SpeechTokenizerConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @property
+    def head_n_fft(self) -> int:
+        """Window and FFT size of the ISTFT head's spectra: ``n_fft / head_subframes`` (1280 for the presets)."""
+        return self.n_fft // self.head_subframes
+
+    @property
+    def head_hop_length(self) -> int:
+        """Hop of the ISTFT head's spectra: ``hop_length / head_subframes`` (320 for the presets)."""
+        return self.hop_length // self.head_subframes
+
+    @property
     def latency_frames(self) -> int:
-        """Latent frames the decoder needs after a slot before that slot's samples are final: ``n_fft / hop − 1``
-        (3 frames, 60 ms for the presets). Decoder frame ``t`` writes the samples encoder frame ``t`` saw,
-        ``[hop · (t + 1) − n_fft, hop · (t + 1))``, so slot ``t`` is finished by frame ``t + latency_frames``."""
-        return self.n_fft // self.hop_length - 1
+        """Latent frames the decoder needs after a slot before that slot's samples are final:
+        ``ceil((n_fft / hop − 1) / head_subframes)`` (3 frames, 60 ms for the presets; 2 with two subframes).
+        Decoder frame ``t`` writes the samples encoder frame ``t`` saw, ``[hop · (t + 1) − n_fft, hop · (t + 1))``
+        (with subframes, its ``K`` windows of ``n_fft / K`` samples end ``hop / K`` apart, the last at
+        ``hop · (t + 1)``), and a sample is final once the last window over it is known."""
+        return -(-(self.n_fft // self.hop_length - 1) // self.head_subframes)
 
     @property
     def frame_rate(self) -> float:

@@ -8,6 +8,12 @@ built from frames whose encoder saw it. The price is latency: slot ``t`` (``[t �
 only once frames ``t … t + latency_frames`` are known (``latency_frames = n_fft / hop − 1``: 3 frames, 60 ms), and
 the last ``latency_frames`` slots of a finite sequence are a fade-out (fewer windows overlap there).
 
+With ``config.head_subframes = K`` > 1 each decoder frame predicts ``K`` spectra instead, of ``n_fft / K`` samples
+placed ``hop / K`` apart: frame ``t``'s subframe ``j`` covers ``[hop · t + (j + 1) · hop / K − n_fft / K,
+hop · t + (j + 1) · hop / K)``, inside what encoder frame ``t`` saw. The subframes of all frames form one sequence
+with the same layout at the smaller size and hop (``T · K`` spectra), which is what :meth:`ISTFTHead.analyze`,
+:meth:`~ISTFTHead.synthesize` and the training losses see; ``n_fft`` and ``hop`` below are then the subframes'.
+
 Written by hand rather than with ``torch.istft``: with this layout (``center=False``) the Hann envelope vanishes at
 the first sample, which ``torch.istft`` rejects (its NOLA check), and ``torch.istft`` cannot hand back the finished
 part of a signal while keeping the open tail. We divide by the steady-state sum of squared windows (a constant for
@@ -40,6 +46,13 @@ def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
     return F.fold(frames.transpose(1, 2), (1, length), kernel_size=(1, size), stride=(1, hop)).reshape(batch, length)
 
 
+def _per_subframe(values: torch.Tensor, subframes: int) -> torch.Tensor:
+    """``(B, T, K · n)`` outputs of ``T`` decoder frames → ``(B, T · K, n)``: the ``K`` subframes of each frame in
+    order, frame after frame."""
+    *batch, count, size = values.shape
+    return values.reshape(*batch, count * subframes, size // subframes)
+
+
 class HarmonicComb(nn.Module):
     """A log-magnitude term ``depth(f) · Σ_i p_i · g(f / f0_i)`` of decoder states (``harmonic_candidates`` > 0).
 
@@ -47,19 +60,20 @@ class HarmonicComb(nn.Module):
     ``g`` a learnt periodic profile (the first ``_PROFILE_TERMS`` cosine harmonics of ``f / f0``, initialised to
     ``cos(2π f / f0)``: maxima on the harmonics ``k · f0``) and ``depth(f) ≥ 0`` the comb's depth, interpolated
     linearly over frequency between ``_DEPTH_POINTS`` evenly spaced values, all from one linear map of the decoder
-    state. The depth is smooth so that only the right fundamental fits a spectrum's harmonics (a free depth per bin
-    could fit any spectrum with any comb). The comb of any fundamental is one softmax away, where a linear head must
-    assemble it from its hidden state (which a small network trained briefly does for the voices it knows and
-    smears for others).
+    state (one set per subframe of the head, over its bins). The depth is smooth so that only the right
+    fundamental fits a spectrum's harmonics (a free depth per bin could fit any spectrum with any comb). The comb
+    of any fundamental is one softmax away, where a linear head must assemble it from its hidden state (which a
+    small network trained briefly does for the voices it knows and smears for others).
     """
 
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__()
         self.candidates = config.harmonic_candidates
-        self.bins = config.n_fft // 2 + 1
+        self.subframes = config.head_subframes
+        self.bins = config.head_n_fft // 2 + 1
         self.f0_range = tuple(config.harmonic_f0_range)
-        self.bin_hz = config.sampling_rate / config.n_fft
-        self.proj = nn.Linear(config.hidden_size, self.candidates + _DEPTH_POINTS)
+        self.bin_hz = config.sampling_rate / config.head_n_fft
+        self.proj = nn.Linear(config.hidden_size, self.subframes * (self.candidates + _DEPTH_POINTS))
         self.profile = nn.Parameter(torch.zeros(_PROFILE_TERMS))
         self.register_buffer("basis", torch.empty(0), persistent=False)
         self.register_buffer("interpolation", torch.empty(0), persistent=False)
@@ -89,13 +103,17 @@ class HarmonicComb(nn.Module):
         low, high = self.f0_range
         return torch.logspace(math.log10(low), math.log10(high), self.candidates, dtype=torch.float64)
 
+    def _outputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        return _per_subframe(self.proj(hidden).float(), self.subframes)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(B, T, hidden)`` → the softmax logits over the candidate fundamentals ``(B, T, candidates)`` (fp32)."""
-        return self.proj(hidden).float()[..., : self.candidates]
+        """``(B, T, hidden)`` → the softmax logits over the candidate fundamentals ``(B, T · K, candidates)`` (fp32,
+        ``K = head_subframes``)."""
+        return self._outputs(hidden)[..., : self.candidates]
 
     @torch.no_grad()
     def pitch_targets(self, spectrum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A teacher for :meth:`logits`: for complex spectra ``(B, T, n_fft // 2 + 1)`` in the head's layout (e.g.
+        """A teacher for :meth:`logits`: for complex spectra ``(B, T, bins)`` in the head's layout (e.g.
         :meth:`ISTFTHead.analyze` of the input), the candidate whose comb ``cos(2π f / f0)`` correlates best with
         the fine structure of the log-magnitudes below 2 kHz (the log-magnitudes minus their moving average over
         ``_ENVELOPE_HZ``, which removes the formants), and that normalised correlation in [-1, 1] (about 0 for a
@@ -115,29 +133,34 @@ class HarmonicComb(nn.Module):
         return index, correlation
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(B, T, hidden)`` → the comb term ``(B, T, n_fft // 2 + 1)`` (fp32) added to the log-magnitudes."""
-        logits, depth = self.proj(hidden).float().split([self.candidates, _DEPTH_POINTS], dim=-1)
+        """``(B, T, hidden)`` → the comb term ``(B, T · K, bins)`` (fp32) added to the log-magnitudes."""
+        logits, depth = self._outputs(hidden).split([self.candidates, _DEPTH_POINTS], dim=-1)
         templates = torch.einsum("k,kib->ib", self.profile.float(), self.basis)
         return (F.softplus(depth) @ self.interpolation) * (logits.softmax(-1) @ templates)
 
 
 class ISTFTHead(nn.Module):
-    """``(B, T, hidden)`` decoder states → ``(B, T, n_fft)`` windowed frames (see :meth:`frames`) → waveform."""
+    """``(B, T, hidden)`` decoder states → ``(B, T · K, n_fft)`` windowed frames (see :meth:`frames`; ``K`` =
+    ``config.head_subframes``, ``n_fft`` and ``hop`` the subframes' ``config.head_n_fft`` and
+    ``config.head_hop_length``) → waveform ``(B, T · frame_hop)``."""
 
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__()
-        self.n_fft = config.n_fft
-        self.hop = config.hop_length
+        self.n_fft = config.head_n_fft
+        self.hop = config.head_hop_length
+        self.subframes = config.head_subframes
+        self.frame_hop = config.hop_length
         self.latency_frames = config.latency_frames
         # |rfft(hann · x)| ≤ Σ hann = n_fft / 2 for |x| ≤ 1, so no full-scale signal is clipped (Vocos' 1e2 is for
         # n_fft 1024 and would clip a full-scale sine at n_fft 1280, whose peak bin is n_fft / 4 = 320).
-        self.max_log_magnitude = math.log(config.n_fft / 2)
-        self.bins = config.n_fft // 2 + 1
+        self.max_log_magnitude = math.log(self.n_fft / 2)
+        self.bins = self.n_fft // 2 + 1
         self.parallel_phase = config.parallel_phase
-        # log-magnitude and phase per bin; with parallel_phase the phase's two coordinates
-        self.proj = nn.Linear(config.hidden_size, self.bins * (3 if config.parallel_phase else 2))
+        # per subframe, log-magnitude and phase per bin; with parallel_phase the phase's two coordinates
+        outputs = self.subframes * self.bins * (3 if config.parallel_phase else 2)
+        self.proj = nn.Linear(config.hidden_size, outputs)
         self.harmonic = HarmonicComb(config) if config.harmonic_candidates else None
-        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def reset_buffers(self) -> None:
         """Recompute the window (a non-persistent buffer, left empty when built on ``meta``)."""
@@ -155,31 +178,34 @@ class ISTFTHead(nn.Module):
 
     def log_magnitude_and_phase(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-magnitudes (before the clip; with the :class:`HarmonicComb` term when the config has one) and phases
-        (radians; not wrapped, or with ``parallel_phase`` ``atan2(y, x)`` in [-π, π]), each ``(B, T, n_fft // 2 + 1)``
-        fp32, of decoder states."""
+        (radians; not wrapped, or with ``parallel_phase`` ``atan2(y, x)`` in [-π, π]), each ``(B, T · K, n_fft // 2 +
+        1)`` fp32, of ``(B, T, hidden)`` decoder states."""
+        outputs = _per_subframe(self.proj(hidden).float(), self.subframes)
         if self.parallel_phase:
-            log_magnitude, y, x = self.proj(hidden).float().split(self.bins, dim=-1)
+            log_magnitude, y, x = outputs.split(self.bins, dim=-1)
             phase = torch.atan2(y, x)
         else:
-            log_magnitude, phase = self.proj(hidden).float().chunk(2, dim=-1)
+            log_magnitude, phase = outputs.chunk(2, dim=-1)
         if self.harmonic is not None:
             log_magnitude = log_magnitude + self.harmonic(hidden)
         return log_magnitude, phase
 
     def spectrum(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Complex spectra ``(B, T, n_fft // 2 + 1)`` (fp32) of decoder states, through :meth:`polar`."""
+        """Complex spectra ``(B, T · K, n_fft // 2 + 1)`` (fp32) of ``(B, T, hidden)`` decoder states, through
+        :meth:`polar`."""
         return self.polar(*self.log_magnitude_and_phase(hidden))
 
     def synthesize(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """Windowed, normalised time-domain frames ``(B, T, n_fft)`` of complex spectra ``(B, T, n_fft // 2 + 1)``;
+        """Windowed, normalised time-domain frames ``(B, S, n_fft)`` of complex spectra ``(B, S, n_fft // 2 + 1)``;
         overlap-added ``hop`` apart they give the waveform."""
         return torch.fft.irfft(spectrum, n=self.n_fft) * (self.window / self.normaliser)
 
     def analyze(self, wave: torch.Tensor) -> torch.Tensor:
-        """Complex spectra ``(B, T, n_fft // 2 + 1)`` of ``(B, T · hop)`` audio in this head's layout: frame ``t`` is
-        the rfft of the Hann-windowed samples ``[hop · (t + 1) − n_fft, hop · (t + 1))`` (zeros before the start),
-        the frames encoder frame ``t`` saw. :meth:`place` of :meth:`synthesize` of them gives ``wave`` back up to
-        the last ``latency_frames`` slots, so they are the targets of the spectrum the decoder predicts."""
+        """Complex spectra ``(B, S, n_fft // 2 + 1)`` of ``(B, S · hop)`` audio in this head's layout (``S = T · K``
+        for ``T`` latent frames): spectrum ``s`` is the rfft of the Hann-windowed samples ``[hop · (s + 1) − n_fft,
+        hop · (s + 1))`` (zeros before the start), inside what encoder frame ``s // K`` saw. :meth:`place` of
+        :meth:`synthesize` of them gives ``wave`` back up to the last ``latency_frames`` slots, so they are the
+        targets of the spectra the decoder predicts."""
         frames = F.pad(wave.float(), (self.n_fft - self.hop, 0)).unfold(-1, self.n_fft, self.hop)
         return torch.fft.rfft(frames * self.window)
 
@@ -187,12 +213,21 @@ class ISTFTHead(nn.Module):
         """:meth:`synthesize` of :meth:`spectrum`: the frames the decoder states stand for."""
         return self.synthesize(self.spectrum(hidden))
 
+    def overlap(self, frames: torch.Tensor) -> torch.Tensor:
+        """Overlap-add the ``(B, T · K, n_fft)`` frames of decoder frames ``t0 … t0 + T − 1``, frame ``s`` at
+        ``[hop · (s + 1) − n_fft, hop · (s + 1))`` from the first one's slot: the ``(B, (latency_frames + T) ·
+        frame_hop)`` samples from slot ``t0 − latency_frames`` on (their first ``latency_frames`` slots still need
+        the frames before ``t0``, their last ``latency_frames`` slots the frames after; zeros where no window
+        reaches, when ``latency_frames · frame_hop > n_fft − hop``)."""
+        lead = self.latency_frames * self.frame_hop - (self.n_fft - self.hop)
+        return F.pad(overlap_add(frames, self.hop), (lead, 0))
+
     def place(self, frames: torch.Tensor) -> torch.Tensor:
-        """Overlap-add ``(B, T, n_fft)`` frames, frame ``t`` at ``[hop · (t + 1) − n_fft, hop · (t + 1))``, and
-        return slots ``0 … T − 1`` (``(B, T · hop)``); the samples before 0 are dropped and the last
-        ``latency_frames`` slots are unfinished (the tail :meth:`StreamingDecoder.flush` also returns)."""
-        return overlap_add(frames, self.hop)[:, self.n_fft - self.hop :]
+        """:meth:`overlap` of the ``(B, T · K, n_fft)`` frames of decoder frames ``0 … T − 1`` from slot 0 on: slots
+        ``0 … T − 1`` (``(B, T · frame_hop)``); the samples before 0 are dropped and the last ``latency_frames``
+        slots are unfinished (the tail :meth:`StreamingDecoder.flush` also returns)."""
+        return self.overlap(frames)[:, self.latency_frames * self.frame_hop :]
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The waveform ``(B, T · hop)`` of decoder states: :meth:`place` of :meth:`frames`."""
+        """The waveform ``(B, T · frame_hop)`` of decoder states: :meth:`place` of :meth:`frames`."""
         return self.place(self.frames(hidden))

@@ -44,13 +44,14 @@ class SpeechTokenizerOutput(ModelOutput):
         posterior: the encoder's Gaussian over latent frames (unscaled).
         latents: the latents that were decoded (a posterior draw or its mean, unscaled) ``(B, N / hop, latent_dim)``.
         log_magnitude: the natural-log magnitudes (before the head's clip) of the ISTFT head's spectra
-            ``(B, N / hop, n_fft // 2 + 1)`` (fp32) that ``reconstruction`` is synthesised from.
-        phase: the phases (radians, not wrapped) of the ISTFT head's spectra ``(B, N / hop, n_fft // 2 + 1)``
-            (fp32) that ``reconstruction`` is synthesised from, comparable with the angle of
+            ``(B, K · N / hop, head_n_fft // 2 + 1)`` (fp32, ``K = head_subframes``) that ``reconstruction`` is
+            synthesised from.
+        phase: the phases (radians, not wrapped) of the ISTFT head's spectra ``(B, K · N / hop, head_n_fft // 2 +
+            1)`` (fp32) that ``reconstruction`` is synthesised from, comparable with the angle of
             :meth:`ISTFTHead.analyze <ming_speech_tokenizer.ISTFTHead.analyze>` of the input (training's phase loss).
 
-        harmonic_logits: the logits over the harmonic comb's candidate fundamentals ``(B, N / hop, candidates)``
-            (fp32; ``None`` without a comb), for training's pitch loss.
+        harmonic_logits: the logits over the harmonic comb's candidate fundamentals ``(B, K · N / hop,
+            candidates)`` (fp32; ``None`` without a comb), for training's pitch loss.
 
     ``reconstruction`` is aligned with the input; its last ``config.latency_frames`` slots are unfinished (see
     :class:`~ming_speech_tokenizer.ISTFTHead`), so training leaves them out of the losses.

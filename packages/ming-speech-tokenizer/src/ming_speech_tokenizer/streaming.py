@@ -1,10 +1,10 @@
 """Streaming encoder and decoder (paper §2.2: the causal tokenizer behind streaming speech generation).
 
 Both sides are causal, so their state is small and exact. The decoder keeps the transformer's sliding-window keys
-and values plus the ISTFT head's open overlap-add tail (``n_fft − hop_length`` samples); decoder frame ``t`` writes
-the samples encoder frame ``t`` saw, so at step ``t`` it finishes slot ``t − latency_frames`` (60 ms behind) and
-emits ``hop_length`` samples (20 ms) per latent frame after the first ``latency_frames``; :meth:`flush` returns the
-unfinished last slots. The encoder keeps the keys and values plus the last ``n_fft − hop_length`` input samples and
+and values plus the ISTFT head's open overlap-add tail (the last ``latency_frames`` slots); decoder frame ``t``
+writes the samples encoder frame ``t`` saw, so at step ``t`` it finishes slot ``t − latency_frames`` (60 ms behind)
+and emits ``hop_length`` samples (20 ms) per latent frame after the first ``latency_frames``; :meth:`flush` returns
+the unfinished last slots. The encoder keeps the keys and values plus the last ``n_fft − hop_length`` input samples and
 emits a latent frame per ``hop_length`` samples. Both equal :class:`SpeechTokenizerModel`'s ``decode`` / ``encode``
 of the whole signal (which run through them chunk by chunk).
 """
@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from ._inputs import check_latents, check_positive_int, to_mono
 from .encoder import GaussianPosterior
-from .istft_head import overlap_add
 from .transformer import KVState
 
 if TYPE_CHECKING:
@@ -50,10 +49,10 @@ class StreamingDecoder:
         self._tail: torch.Tensor | None = None
 
     def _from_sample_zero(self, signal: torch.Tensor) -> torch.Tensor:
-        # ``signal`` starts where frame ``frames_done``'s window starts, hop · (frames_done + 1) − n_fft: up to
-        # n_fft − hop samples before sample 0 at the start of a stream, which are not part of the signal
-        head = self.model.decoder.head
-        return signal[:, max(0, head.n_fft - head.hop * (self.frames_done + 1)) :]
+        # ``signal`` starts at slot frames_done − latency_frames: up to latency_frames slots before sample 0 at the
+        # start of a stream, which are not part of the signal
+        config = self.model.config
+        return signal[:, max(0, config.hop_length * (config.latency_frames - self.frames_done)) :]
 
     @torch.no_grad()
     def step(self, latents: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -65,10 +64,10 @@ class StreamingDecoder:
             raise ValueError(f"latents has batch size {latents.shape[0]}, this stream has {self._tail.shape[0]}")
         hidden, self._state = self.model.decoder(latents / config.latent_scaling_factor, self._state, self.frames_done)
         head = self.model.decoder.head
-        signal = overlap_add(head.frames(hidden), head.hop)
+        signal = head.overlap(head.frames(hidden))
         if self._tail is not None:
             signal[:, : self._tail.shape[1]] += self._tail
-        finished = signal.shape[1] - (head.n_fft - head.hop)
+        finished = signal.shape[1] - config.latency_frames * config.hop_length
         self._tail = signal[:, finished:]
         emitted = self._from_sample_zero(signal[:, :finished])
         self.frames_done += latents.shape[1]

@@ -16,8 +16,8 @@ recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss`
 ``consistency_weight`` (:func:`compressed_complex_distance` between the ISTFT head's spectra and those of the
 waveform they overlap-add to) and
 ``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
-layout, all ``segment_frames + 3`` frames: the encoder saw each of them whole), and for a model with a harmonic comb
-``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
+layout, all ``(segment_frames + latency_frames) · head_subframes`` of them: the encoder saw each of them whole), and
+for a model with a harmonic comb ``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
 :meth:`HarmonicComb.pitch_targets` of the same frames).
 
 Checkpoints (``checkpoint-<step>/``: the model's ``save_pretrained`` safetensors, the discriminator's safetensors and
@@ -395,9 +395,11 @@ def train_speech_tokenizer(
             losses["complex_stft"] = complex_stft_loss(fake, real)
             total = total + recipe.complex_stft_weight * losses["complex_stft"]
         if recipe.consistency_weight > 0:
-            # frames latency_frames … segment_frames − 1 lie wholly inside the finished slots [0, length)
-            head, first = model.decoder.head, config.latency_frames
-            predicted = head.polar(output.log_magnitude, output.phase)[:, first : recipe.segment_frames]
+            # the head's frames n_fft / hop − 1 … segment_frames · K − 1 lie wholly inside the finished slots
+            # [0, length) (K = head_subframes; the head's n_fft and hop are its subframes')
+            head = model.decoder.head
+            first, last = head.n_fft // head.hop - 1, recipe.segment_frames * head.subframes
+            predicted = head.polar(output.log_magnitude, output.phase)[:, first:last]
             resynthesised = head.analyze(fake)[:, first:]
             losses["consistency"] = compressed_complex_distance(
                 predicted, resynthesised, recipe.complex_stft_compression
