@@ -92,6 +92,21 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"harmonic_candidates": 256, "head_subframes": 4},
         {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
     ),
+    # subframes2 without the phase loss's instantaneous-phase term; and with 2560-sample frames, so that the two
+    # subframes keep v4's 1280-sample windows at hop 160 (8x overlap; the encoder then sees 2560 samples, latency 4)
+    "harmonic-pitch-mel4096-subframes2-no-ip": (
+        {"harmonic_candidates": 256, "head_subframes": 2},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "phase_instantaneous": False,
+        },
+    ),
+    "harmonic-pitch-mel4096-nfft2560-subframes2": (
+        {"harmonic_candidates": 256, "n_fft": 2560, "head_subframes": 2},
+        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+    ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
         {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
