@@ -107,6 +107,26 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"harmonic_candidates": 256, "n_fft": 2560, "head_subframes": 2},
         {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
     ),
+    # v4's with an L1 loss on 0.3-compressed 64-band mel magnitudes at window 1280 / hop 320 (the Griffin-Lim
+    # floor's mel), weight 5 or 15: band energies with the loud frames weighing more than in the log-mel loss
+    "harmonic-pitch-mel4096-band5": (
+        {"harmonic_candidates": 256},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "band_energy_weight": 5.0,
+        },
+    ),
+    "harmonic-pitch-mel4096-band15": (
+        {"harmonic_candidates": 256},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "band_energy_weight": 15.0,
+        },
+    ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
         {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},

@@ -10,6 +10,7 @@ from ming_speech_tokenizer import (
     CompressedComplexSTFTLoss,
     GaussianPosterior,
     ISTFTHead,
+    MelBandEnergyLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     SpeechDiscriminator,
@@ -81,6 +82,24 @@ def test_multiscale_mel_loss_is_zero_for_identical_audio_and_grows_with_distorti
     assert 0 < small < large
     # halving the amplitude shifts every log10 mel magnitude by log10(2), summed over the 4 scales (as DAC)
     torch.testing.assert_close(loss(0.5 * wave, wave), torch.tensor(4 * 0.30103), atol=8e-3, rtol=0)
+
+
+def test_mel_band_energy_loss_is_zero_for_identical_audio_and_sees_the_level():
+    loss = MelBandEnergyLoss(16_000)
+    assert loss.mel.n_fft == 1280
+    assert loss.mel.hop_length == 320
+    assert loss.mel.mel_scale.n_mels == 64
+    wave = torch.randn(2, 8000) * 0.1
+    assert loss(wave, wave) == 0
+    small, large = loss(wave + 0.003 * torch.randn_like(wave), wave), loss(wave + 0.03 * torch.randn_like(wave), wave)
+    assert 0 < small < large
+    # the mel of half the wave is half the mel: every compressed band magnitude M^0.3 shrinks by (1 - 0.5^0.3)
+    compressed = loss.mel(wave).clamp(min=1e-5) ** 0.3
+    torch.testing.assert_close(loss(0.5 * wave, wave), (1 - 0.5**0.3) * compressed.mean(), rtol=1e-4, atol=0)
+    # unlike the log-mel loss, the same ratio costs more in a loud clip than in a quiet one
+    assert loss(0.5 * wave, wave) > loss(0.05 * wave, 0.1 * wave) > 0
+    with pytest.raises(ValueError, match="compression"):
+        MelBandEnergyLoss(16_000, compression=0.0)
 
 
 def test_kl_matches_torch_distributions():

@@ -131,6 +131,26 @@ def test_the_complex_stft_and_consistency_terms_enter_the_total_with_their_weigh
     assert off.losses["complex_stft"] == off.losses["consistency"] == [0.0]
 
 
+def test_the_band_energy_term_enters_the_total_with_its_weight_and_is_off_by_default(tmp_path, speech):
+    recipe = _recipe(tmp_path, steps=2, warmup_steps=2, band_energy_weight=3.0)
+    log = train_speech_tokenizer(_fresh_model(), speech, recipe)
+    off = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "off", steps=2, warmup_steps=2))
+    assert TrainingRecipe(output_dir=tmp_path, steps=1).band_energy_weight == 0
+    # the first step (same model, batch and noise) differs only by the new term; off, the term is 0 and the total
+    # is the mel and KL terms alone
+    assert log.losses["mel"][0] == off.losses["mel"][0]
+    assert log.losses["kl"][0] == off.losses["kl"][0]
+    assert log.losses["total"][0] == pytest.approx(off.losses["total"][0] + 3 * log.losses["band_energy"][0], rel=1e-5)
+    for step in range(2):
+        assert log.losses["band_energy"][step] > 0
+        expected = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step] + 3 * log.losses["band_energy"][step]
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+        assert off.losses["band_energy"][step] == 0.0
+        expected = 15 * off.losses["mel"][step] + 1e-4 * off.losses["kl"][step]
+        assert off.losses["total"][step] == pytest.approx(expected, rel=1e-6)
+    assert all(off.losses[name] == [0.0, 0.0] for name in ("stft", "complex_stft", "consistency", "magnitude"))
+
+
 def test_the_pitch_term_enters_the_total_and_needs_a_harmonic_comb(tmp_path, speech):
     torch.manual_seed(0)
     model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(harmonic_candidates=32))

@@ -8,7 +8,8 @@
 - Optional :class:`HarmonicComb` of the ISTFT head (``harmonic_candidates`` > 0): pitch harmonics as a softmax over
   candidate fundamentals.
 - Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses (mel, LSGAN, feature
-  matching, and the optional multi-resolution STFT, compressed complex STFT, log-magnitude, phase and pitch terms), and
+  matching, and the optional multi-resolution STFT, compressed complex STFT, mel band energy, log-magnitude, phase and
+  pitch terms), and
   :func:`train_speech_tokenizer` driven by a :class:`TrainingRecipe`.
 """
 
@@ -19,6 +20,7 @@ from .encoder import GaussianPosterior, SpeechEncoder
 from .istft_head import HarmonicComb, ISTFTHead, overlap_add
 from .losses import (
     CompressedComplexSTFTLoss,
+    MelBandEnergyLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     compressed_complex_distance,
@@ -41,6 +43,7 @@ __all__ = [
     "HarmonicComb",
     "ISTFTHead",
     "KVState",
+    "MelBandEnergyLoss",
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
     "MultiResolutionSTFTLoss",

@@ -14,7 +14,8 @@ The extra terms exist for short CPU runs, where the discriminators (the only ter
 recipe) cannot train for long: ``stft_weight`` (:class:`MultiResolutionSTFTLoss` on the finished slots),
 ``complex_stft_weight`` (:class:`CompressedComplexSTFTLoss`, the same slots, phase included),
 ``consistency_weight`` (:func:`compressed_complex_distance` between the ISTFT head's spectra and those of the
-waveform they overlap-add to) and
+waveform they overlap-add to), ``band_energy_weight`` (:class:`MelBandEnergyLoss` on the finished slots: compressed,
+not log, magnitudes of 64 mel bands at 4 hops' window and the latent hop, so that loud frames weigh more) and
 ``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
 layout, all ``(segment_frames + latency_frames) · head_subframes`` of them: the encoder saw each of them whole), and
 for a model with a harmonic comb ``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
@@ -55,6 +56,7 @@ from .configuration import SpeechTokenizerConfig
 from .discriminators import SpeechDiscriminator
 from .losses import (
     CompressedComplexSTFTLoss,
+    MelBandEnergyLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     compressed_complex_distance,
@@ -76,6 +78,7 @@ _LOSS_NAMES = (
     "stft",
     "complex_stft",
     "consistency",
+    "band_energy",
     "magnitude",
     "phase",
     "pitch",
@@ -134,6 +137,15 @@ class TrainingRecipe(BaseModel):
         description="Weight of the ISTFT head's consistency loss: its compressed complex spectra against those of "
         "the waveform they overlap-add to, on the frames inside the finished slots (0: not computed).",
     )
+    band_energy_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the L1 loss on compressed 64-band mel magnitudes (window 4 hops, the latent hop) "
+        "on the finished slots (0: not computed).",
+    )
+    band_energy_compression: float = Field(
+        0.3, gt=0, le=1, description="Power-law compression of the band energy loss's mel magnitudes."
+    )
     magnitude_weight: float = Field(
         0.0, ge=0, description="Weight of the ISTFT head's log-magnitude loss (0: not computed)."
     )
@@ -178,8 +190,9 @@ class TrainingRecipe(BaseModel):
 
 @dataclass
 class TrainingLog:
-    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``complex_stft``, ``magnitude``, ``phase``,
-    ``pitch``, ``adversarial``, ``feature_matching``, ``discriminator``; a term that is off, and the last three
+    """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``complex_stft``, ``consistency``,
+    ``band_energy``, ``magnitude``, ``phase``, ``pitch``, ``adversarial``, ``feature_matching``,
+    ``discriminator``; a term that is off, and the last three
     during warm-up and on steps without the discriminators, are 0) and ``(step, multi-scale mel distance)`` of
     each validation."""
 
@@ -207,6 +220,7 @@ def _check_lengths(
     mel_minimum = max(recipe.mel_windows) // 2 + 1
     stft = (*(recipe.stft_resolutions if recipe.stft_weight > 0 else ()),)
     stft += recipe.complex_stft_resolutions if recipe.complex_stft_weight > 0 else ()
+    stft += ((4 * config.hop_length, config.hop_length),) if recipe.band_energy_weight > 0 else ()
     minimum = max(mel_minimum, *(n_fft // 2 + 1 for n_fft, _ in (*config.discriminator_stft_resolutions, *stft)))
     if length < minimum:
         raise ValueError(
@@ -337,6 +351,9 @@ def train_speech_tokenizer(
     stft_loss = MultiResolutionSTFTLoss(recipe.stft_resolutions).to(device)
     complex_stft_loss = CompressedComplexSTFTLoss(recipe.complex_stft_resolutions, recipe.complex_stft_compression)
     complex_stft_loss = complex_stft_loss.to(device)
+    band_energy_loss = MelBandEnergyLoss(
+        config.sampling_rate, 4 * config.hop_length, config.hop_length, compression=recipe.band_energy_compression
+    ).to(device)
     generator_optimizer = torch.optim.AdamW(model.parameters(), recipe.learning_rate, betas=recipe.betas)
     discriminator_optimizer = torch.optim.AdamW(
         discriminator.parameters(), recipe.discriminator_learning_rate, betas=recipe.betas
@@ -394,6 +411,9 @@ def train_speech_tokenizer(
         if recipe.complex_stft_weight > 0:
             losses["complex_stft"] = complex_stft_loss(fake, real)
             total = total + recipe.complex_stft_weight * losses["complex_stft"]
+        if recipe.band_energy_weight > 0:
+            losses["band_energy"] = band_energy_loss(fake, real)
+            total = total + recipe.band_energy_weight * losses["band_energy"]
         if recipe.consistency_weight > 0:
             # the head's frames n_fft / hop − 1 … segment_frames · K − 1 lie wholly inside the finished slots
             # [0, length) (K = head_subframes; the head's n_fft and hop are its subframes')
