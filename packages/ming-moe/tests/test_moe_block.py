@@ -108,6 +108,30 @@ def test_fused_loop_agrees_with_eager_over_several_chunks_and_an_idle_expert(pat
     assert not results["fused_loop"][2]["experts.down_proj"][3].any()
 
 
+@pytest.mark.parametrize("path", FUSED_LOOP_PATHS)
+def test_fused_loop_inference_with_the_shared_expert_on_the_lanes_agrees_with_eager(path, monkeypatch):
+    _force_fused_loop_path(monkeypatch, path)
+    shared_rows = []
+    shared_expert_rows = experts_module._shared_expert_rows
+
+    def recording(mlp, x, output):
+        shared_rows.append(x.shape[0])
+        shared_expert_rows(mlp, x, output)
+
+    monkeypatch.setattr(experts_module, "_shared_expert_rows", recording)
+    block = _block().eval()
+    x = torch.randn(1, 3 * _CHUNK_SLOTS // block.top_k + 5, 64)
+    router_index = torch.randint(0, 3, x.shape[:2])
+    outputs = {}
+    for name in ("eager", "fused_loop"):
+        block.experts.config._experts_implementation = name
+        with torch.no_grad():
+            outputs[name] = block(x, router_index)[0]
+    torch.testing.assert_close(outputs["fused_loop"], outputs["eager"], atol=1e-5, rtol=1e-5)
+    # the loop takes the shared expert in tasks covering every token once; every expert on every token does not
+    assert sum(shared_rows) == (0 if path == "every expert on every token" else x.shape[1])
+
+
 def test_aux_loss_uses_only_each_routers_own_tokens():
     block = _block().train()
     x = torch.randn(1, 16, 64)

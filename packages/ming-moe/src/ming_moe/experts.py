@@ -89,6 +89,10 @@ that can have tokens (few tokens, or few and tiny experts): there the loop's per
 on one core: the tiny preset's 16 experts of 64 × 32 at 2048 tokens (19 MFLOP wasted per expert) ran 2.4× faster
 in the loop (forward and backward), at 256 tokens (2.4 MFLOP) about as fast as every expert on every token."""
 
+_SHARED_ROWS = 256
+"""Most token rows per task of the shared expert when it joins :class:`_FusedLoopExperts`' lanes (inference): its
+tasks come last in the queue, so the lanes end within one such task (~7 ms at the 256-expert slice) of each other."""
+
 Chunk = tuple[list[int], list[int], int, int]
 """Consecutive experts with slots, their slot counts, and their ``[start, end)`` range of the sorted slots."""
 
@@ -185,13 +189,19 @@ def _partial_sums(like: torch.Tensor, lanes: int) -> list[torch.Tensor]:
     return [torch.zeros_like(like), *extra]
 
 
-def _forward_lane(chunks, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, output) -> None:
-    """The forward of the chunks this lane takes from the shared iterator ``chunks`` (see
-    :class:`_FusedLoopExperts`), summed into ``output``; each chunk's gate/up projections go to its rows of
-    ``gate_up``, or to scratch where ``gate_up`` is None (no backward)."""
+def _forward_lane(
+    tasks, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, shared, output
+) -> None:
+    """The forward of the tasks this lane takes from the shared iterator ``tasks`` (see :class:`_FusedLoopExperts`),
+    summed into ``output``: chunks of routed experts, whose gate/up projections go to their rows of ``gate_up``, or
+    to scratch where ``gate_up`` is None (no backward), and token rows (a ``slice``) of the shared expert ``shared``."""
     hidden, intermediate = hidden_states.shape[1], down_proj.shape[2]
     with torch.no_grad():  # lanes on worker threads start with grad mode on
-        for experts, sizes, start, end in chunks:
+        for task in tasks:
+            if isinstance(task, slice):
+                _shared_expert_rows(shared, hidden_states[task], output[task])
+                continue
+            experts, sizes, start, end = task
             n, rows = end - start, tokens[start:end]
             x = torch.index_select(hidden_states, 0, rows, out=_WORKSPACE.take("rows", n, hidden, hidden_states))
             projected = _WORKSPACE.take("gate_up", n, 2 * intermediate, x) if gate_up is None else gate_up[start:end]
@@ -203,6 +213,14 @@ def _forward_lane(chunks, hidden_states, tokens, weights, gate_up_proj, down_pro
             for expert, inner_e, out_e in zip(experts, inner.split(sizes), x.split(sizes), strict=True):
                 torch.mm(inner_e, down_proj[expert].T, out=out_e)  # the gathered rows are used up
             output.index_add_(0, rows, x)
+
+
+def _shared_expert_rows(mlp: DenseMLP, x: torch.Tensor, output: torch.Tensor) -> None:
+    """Add the shared expert ``mlp`` of the rows ``x`` to ``output``, its projections in this thread's buffers."""
+    n, width = x.shape[0], mlp.gate_proj.out_features
+    gate = torch.mm(x, mlp.gate_proj.weight.T, out=_WORKSPACE.take("shared gate", n, width, x))
+    up = torch.mm(x, mlp.up_proj.weight.T, out=_WORKSPACE.take("shared up", n, width, x))
+    output.addmm_(torch.mul(mlp.act_fn(gate), up, out=up), mlp.down_proj.weight.T)
 
 
 def _backward_lane(
@@ -255,10 +273,13 @@ class _FusedLoopExperts(torch.autograd.Function):
     workers; the lanes take the next chunk as they finish one (so a lane slowed by other work on its core takes
     fewer; chunks are smaller then, about 8 per lane) and each sums into its own output, added at the end: the
     result varies with the split only in rounding. The weight gradients of different experts do not overlap.
+    Without a backward, ``shared`` (the block's shared expert, or None) joins the queue as its last tasks of at most
+    :data:`_SHARED_ROWS` tokens each, summed into the same outputs: instead of running on all threads before or
+    after the loop, it fills the loop's tail, where a lane would wait for the other to finish its last chunk.
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn, backward):
+    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn, backward, shared):
         num_experts, hidden, intermediate = down_proj.shape
         top_k = top_k_index.shape[-1]
         flat_experts = top_k_index.reshape(-1)
@@ -267,12 +288,17 @@ class _FusedLoopExperts(torch.autograd.Function):
         weights = top_k_weights.reshape(-1)[order, None]
         counts = torch.bincount(flat_experts, minlength=num_experts).tolist()
         lanes = _lane_count(6 * order.shape[0] * hidden * intermediate)
-        chunks = _chunks(counts, _CHUNK_SLOTS if lanes == 1 else min(_CHUNK_SLOTS, order.shape[0] // (8 * lanes)))
-        lanes = max(min(lanes, len(chunks)), 1)
+        slots = _CHUNK_SLOTS if lanes == 1 else min(_CHUNK_SLOTS, order.shape[0] // (8 * lanes))
+        chunks = _chunks(counts, slots)
+        tasks: list[Chunk | slice] = list(chunks)
+        if shared is not None:
+            n_tokens, step = hidden_states.shape[0], max(1, min(_SHARED_ROWS, slots))
+            tasks += [slice(start, min(start + step, n_tokens)) for start in range(0, n_tokens, step)]
+        lanes = max(min(lanes, len(tasks)), 1)
         gate_up = hidden_states.new_empty(order.shape[0], 2 * intermediate) if backward else None
         outputs = _partial_sums(hidden_states, lanes)
-        pending = iter(chunks)  # the lanes share it: next() on a list iterator holds the GIL
-        common = (pending, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up)
+        pending = iter(tasks)  # the lanes share it: next() on a list iterator holds the GIL
+        common = (pending, hidden_states, tokens, weights, gate_up_proj, down_proj, act_fn, gate_up, shared)
         _LanePool.run(_forward_lane, [(*common, out) for out in outputs])
         output = outputs[0]
         for other in outputs[1:]:
@@ -302,7 +328,7 @@ class _FusedLoopExperts(torch.autograd.Function):
         for other in grad_hidden[1:]:
             grad_hidden[0] += other
         grad_top_k_weights = torch.empty_like(grad_weights).index_copy_(0, order, grad_weights)
-        return grad_hidden[0], grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None, None
+        return grad_hidden[0], grad_top_k_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None, None, None
 
 
 def _all_experts(
@@ -325,13 +351,18 @@ def _all_experts(
 
 
 def fused_loop_experts_forward(
-    self: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    self: nn.Module,
+    hidden_states: torch.Tensor,
+    top_k_index: torch.Tensor,
+    top_k_weights: torch.Tensor,
+    shared_expert: DenseMLP | None = None,
 ) -> torch.Tensor:
     """The ``"fused_loop"`` experts implementation (concatenated gate/up weights, no bias, not transposed).
 
     Where the cost is per call rather than per FLOP (few tokens, or few and tiny experts), every expert runs on
     every token in two GEMMs (:func:`_all_experts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan`
-    picks.
+    picks. ``shared_expert`` (:class:`ming_moe.SparseMoeBlock` passes its own) is added to the output: on the loop's
+    lanes where nothing needs a gradient, else on its own after the routed experts.
     """
     plain = self.has_gate and self.is_concatenated and not (self.has_bias or self.is_transposed)
     if not plain or self.has_post_expert_norm or self._is_expert_parallel:
@@ -340,10 +371,16 @@ def fused_loop_experts_forward(
         )
     plan = fused_loop_plan(*top_k_index.shape, *self.down_proj.shape)
     weights = (self.gate_up_proj, self.down_proj)
+    grad = torch.is_grad_enabled()
+    backward = grad and any(t.requires_grad for t in (hidden_states, top_k_weights, *weights))
+    shared_grad = grad and shared_expert is not None and any(p.requires_grad for p in shared_expert.parameters())
+    in_lanes = plan != ALL_EXPERTS and not (backward or shared_grad)
     if plan == ALL_EXPERTS:
-        return _all_experts(hidden_states, top_k_index, top_k_weights, *weights, self.act_fn)
-    backward = torch.is_grad_enabled() and any(t.requires_grad for t in (hidden_states, top_k_weights, *weights))
-    return _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, top_k_index, self.act_fn, backward)
+        output = _all_experts(hidden_states, top_k_index, top_k_weights, *weights, self.act_fn)
+    else:
+        arguments = (top_k_index, self.act_fn, backward, shared_expert if in_lanes else None)
+        output = _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, *arguments)
+    return output if shared_expert is None or in_lanes else output + shared_expert(hidden_states)
 
 
 ALL_EXPERTS = "every expert on every token"

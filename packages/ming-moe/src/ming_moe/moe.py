@@ -91,9 +91,7 @@ class SparseMoeBlock(nn.Module):
         flat = hidden_states.reshape(-1, shape[-1])
         flat_router = None if router_index is None else router_index.reshape(-1)
         logits, scores, weights, indices = self.route(flat, flat_router)
-        output = self.experts(flat, indices, weights.to(flat.dtype))
-        if self.shared_experts is not None:
-            output = output + self.shared_experts(flat)
+        output = self._experts_and_shared(flat, indices, weights.to(flat.dtype))
 
         aux_loss = scores.new_zeros(())
         if self.training:
@@ -108,6 +106,16 @@ class SparseMoeBlock(nn.Module):
                 self.expert_load[: counts.shape[0]] += counts
             aux_loss = self._aux_loss(scores, counts, group)
         return output.view(shape), aux_loss, logits
+
+    def _experts_and_shared(self, flat: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The routed experts plus the shared expert. ``fused_loop`` takes the shared expert with the routed ones: in
+        inference it runs on the loop's lanes (see :func:`ming_moe.experts.fused_loop_experts_forward`)."""
+        experts, shared = self.experts, self.shared_experts
+        fused_loop = isinstance(experts, MoeExperts) and experts.config._experts_implementation == "fused_loop"
+        if shared is not None and fused_loop:
+            return experts(flat, indices, weights, shared_expert=shared)
+        output = experts(flat, indices, weights)
+        return output if shared is None else output + shared(flat)
 
     def _slot_counts(self, indices: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
         """fp32 ``(routers, E)`` slots each router gave each expert, where ``group`` holds each token's router and
