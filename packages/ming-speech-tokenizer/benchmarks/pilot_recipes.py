@@ -108,16 +108,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
     ),
     # v4's with an L1 loss on 0.3-compressed 64-band mel magnitudes at window 1280 / hop 320 (the Griffin-Lim
-    # floor's mel), weight 5 or 15: band energies with the loud frames weighing more than in the log-mel loss
-    "harmonic-pitch-mel4096-band5": (
-        {"harmonic_candidates": 256},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "band_energy_weight": 5.0,
-        },
-    ),
+    # floor's mel), weight 15 or 45: band energies with the loud frames weighing more than in the log-mel loss
     "harmonic-pitch-mel4096-band15": (
         {"harmonic_candidates": 256},
         {
@@ -125,6 +116,15 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
             "mel_windows": (256, 512, 1024, 2048, 4096),
             "mel_bins": (20, 40, 80, 160, 320),
             "band_energy_weight": 15.0,
+        },
+    ),
+    "harmonic-pitch-mel4096-band45": (
+        {"harmonic_candidates": 256},
+        {
+            "pitch_weight": 1.0,
+            "mel_windows": (256, 512, 1024, 2048, 4096),
+            "mel_bins": (20, 40, 80, 160, 320),
+            "band_energy_weight": 45.0,
         },
     ),
     "harmonic-mel4096": (
