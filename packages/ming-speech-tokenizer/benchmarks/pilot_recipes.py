@@ -31,105 +31,54 @@ from train_tiny_espeak import CACHE, HELD_OUT_SPEECH, RECIPES, run_dir_for, spee
 
 from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel, train_speech_tokenizer
 
+# a fifth mel scale (window 4096, 320 bands); v4's losses on top of v3's: that and the comb's pitch loss
+_MEL4096 = {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)}
+_V4_LOSSES = {"pitch_weight": 1.0, **_MEL4096}
 # name → (config overrides, TrainingRecipe options), on top of v3's (``ft-``: on top of FINETUNE)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "decoder4": ({"decoder_layers": 4}, {}),
-    "mel4096": ({}, {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)}),
+    "mel4096": ({}, _MEL4096),
     "mrstft": ({}, {"stft_weight": 5.0, "stft_resolutions": ((2048, 512), (1024, 256), (512, 128))}),
     "lr2e-3": ({}, {"learning_rate": 2e-3}),
     "harmonic": ({"harmonic_candidates": 256}, {}),
     "harmonic-pitch": ({"harmonic_candidates": 256}, {"pitch_weight": 1.0}),
-    "harmonic-pitch-mel4096": (
-        {"harmonic_candidates": 256},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
-    ),
+    "harmonic-pitch-mel4096": ({"harmonic_candidates": 256}, _V4_LOSSES),
     # v4's model and losses (harmonic-pitch-mel4096) with the phase as atan2 of two outputs, or without the phase
     # loss's instantaneous-phase term
-    "harmonic-pitch-mel4096-parallel-phase": (
-        {"harmonic_candidates": 256, "parallel_phase": True},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
-    ),
-    "harmonic-pitch-mel4096-no-ip": (
-        {"harmonic_candidates": 256},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "phase_instantaneous": False,
-        },
-    ),
+    "harmonic-pitch-mel4096-parallel-phase": ({"harmonic_candidates": 256, "parallel_phase": True}, _V4_LOSSES),
+    "harmonic-pitch-mel4096-no-ip": ({"harmonic_candidates": 256}, {**_V4_LOSSES, "phase_instantaneous": False}),
     # both of the above; and v4's with a 960-sample ISTFT window and encoder span (3 hops: 60 ms windows that
     # overlap 3 times instead of 80 ms 4 times; latency 2 frames; the latent contract is unchanged)
     "harmonic-pitch-mel4096-parallel-phase-no-ip": (
         {"harmonic_candidates": 256, "parallel_phase": True},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "phase_instantaneous": False,
-        },
+        {**_V4_LOSSES, "phase_instantaneous": False},
     ),
-    "harmonic-pitch-mel4096-nfft960": (
-        {"harmonic_candidates": 256, "n_fft": 960},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
-    ),
+    "harmonic-pitch-mel4096-nfft960": ({"harmonic_candidates": 256, "n_fft": 960}, _V4_LOSSES),
     "harmonic-pitch-mel4096-nfft960-no-ip": (
         {"harmonic_candidates": 256, "n_fft": 960},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "phase_instantaneous": False,
-        },
+        {**_V4_LOSSES, "phase_instantaneous": False},
     ),
     # v4's with the ISTFT head predicting 2 (or 4) spectra per decoder frame, of 640 samples 160 apart (320 / 80):
     # the same 4x overlap with shorter windows and a smaller phase advance between neighbouring spectra
-    "harmonic-pitch-mel4096-subframes2": (
-        {"harmonic_candidates": 256, "head_subframes": 2},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
-    ),
-    "harmonic-pitch-mel4096-subframes4": (
-        {"harmonic_candidates": 256, "head_subframes": 4},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
-    ),
+    "harmonic-pitch-mel4096-subframes2": ({"harmonic_candidates": 256, "head_subframes": 2}, _V4_LOSSES),
+    "harmonic-pitch-mel4096-subframes4": ({"harmonic_candidates": 256, "head_subframes": 4}, _V4_LOSSES),
     # subframes2 without the phase loss's instantaneous-phase term; and with 2560-sample frames, so that the two
     # subframes keep v4's 1280-sample windows at hop 160 (8x overlap; the encoder then sees 2560 samples, latency 4)
     "harmonic-pitch-mel4096-subframes2-no-ip": (
         {"harmonic_candidates": 256, "head_subframes": 2},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "phase_instantaneous": False,
-        },
+        {**_V4_LOSSES, "phase_instantaneous": False},
     ),
     "harmonic-pitch-mel4096-nfft2560-subframes2": (
         {"harmonic_candidates": 256, "n_fft": 2560, "head_subframes": 2},
-        {"pitch_weight": 1.0, "mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+        _V4_LOSSES,
     ),
     # v4's with an L1 loss on 0.3-compressed 64-band mel magnitudes at window 1280 / hop 320 (the Griffin-Lim
     # floor's mel), weight 15 or 45: band energies with the loud frames weighing more than in the log-mel loss
-    "harmonic-pitch-mel4096-band15": (
-        {"harmonic_candidates": 256},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "band_energy_weight": 15.0,
-        },
-    ),
-    "harmonic-pitch-mel4096-band45": (
-        {"harmonic_candidates": 256},
-        {
-            "pitch_weight": 1.0,
-            "mel_windows": (256, 512, 1024, 2048, 4096),
-            "mel_bins": (20, 40, 80, 160, 320),
-            "band_energy_weight": 45.0,
-        },
-    ),
+    "harmonic-pitch-mel4096-band15": ({"harmonic_candidates": 256}, {**_V4_LOSSES, "band_energy_weight": 15.0}),
+    "harmonic-pitch-mel4096-band45": ({"harmonic_candidates": 256}, {**_V4_LOSSES, "band_energy_weight": 45.0}),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
-        {"mel_windows": (256, 512, 1024, 2048, 4096), "mel_bins": (20, 40, 80, 160, 320)},
+        _MEL4096,
     ),
     "ft-control": ({}, {}),
     "ft-complex5": ({}, {"complex_stft_weight": 5.0}),
