@@ -64,7 +64,7 @@ def spectra_swap_reconstruction(model: SpeechTokenizerModel, keep: str) -> Recon
     def reconstruct(clip: torch.Tensor) -> torch.Tensor:
         wave = F.pad(clip, (0, tail + -(clip.numel() + tail) % model.config.hop_length))[None]
         latents = model.encode(wave, SAMPLE_RATE) / model.config.latent_scaling_factor
-        log_magnitude, phase = head.log_magnitude_and_phase(model.decoder(latents)[0])
+        log_magnitude, phase = head.log_magnitude_and_phase(model.decoder(latents)[0], latents)
         target = head.analyze(wave)
         if keep == "magnitude":
             phase = target.angle()

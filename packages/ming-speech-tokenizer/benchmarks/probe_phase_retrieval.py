@@ -72,7 +72,7 @@ def main() -> None:
         for clip in speech_clips(HELD_OUT_SPEECH):
             wave = F.pad(clip, (0, tail + -(clip.numel() + tail) % hop))[None]
             latents = model.encode(wave, SAMPLE_RATE) / model.config.latent_scaling_factor
-            log_magnitude, phase = head.log_magnitude_and_phase(model.decoder(latents)[0])
+            log_magnitude, phase = head.log_magnitude_and_phase(model.decoder(latents)[0], latents)
             torch.manual_seed(0)
             random_phase = (torch.rand_like(phase) * 2 - 1) * torch.pi
             input_log_magnitude = head.analyze(wave).abs().clamp(min=1e-7).log()

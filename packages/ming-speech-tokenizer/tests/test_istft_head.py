@@ -1,5 +1,6 @@
 """The hand-written causal ISTFT equals torch.istft where torch.istft is defined, overlap-adds to unity, and
-reconstructs a signal from the spectra of the input frames the encoder sees; the optional harmonic comb."""
+reconstructs a signal from the spectra of the input frames the encoder sees; the optional harmonic comb and mel
+anchor."""
 
 import math
 
@@ -7,7 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ming_speech_tokenizer import ISTFTHead, SpeechTokenizerConfig, SpeechTokenizerModel, StreamingDecoder, overlap_add
+from ming_speech_tokenizer import (
+    ISTFTHead,
+    SpeechTokenizerConfig,
+    SpeechTokenizerModel,
+    StreamingDecoder,
+    mel_anchor_loss,
+    overlap_add,
+)
 
 
 def test_overlap_add_places_frames_hop_apart():
@@ -277,3 +285,75 @@ def test_the_harmonic_comb_of_subframes_has_one_fundamental_per_subframe_over_th
     log_magnitude, phase = head.log_magnitude_and_phase(hidden)
     assert log_magnitude.shape == phase.shape == (1, 6, 321)
     torch.testing.assert_close(log_magnitude - term, head.proj(hidden).reshape(1, 6, 642)[..., :321])
+
+
+def _anchored_model(seed: int = 0) -> SpeechTokenizerModel:
+    torch.manual_seed(seed)
+    return SpeechTokenizerModel(SpeechTokenizerConfig.tiny(mel_anchor_bands=64, harmonic_candidates=64)).eval()
+
+
+def test_the_mel_anchor_is_off_in_the_presets_and_fits_the_latent_and_the_head_layout():
+    assert SpeechTokenizerConfig.tiny().mel_anchor_bands == SpeechTokenizerConfig.flash().mel_anchor_bands == 0
+    assert SpeechTokenizerModel(SpeechTokenizerConfig.tiny()).decoder.head.anchor is None
+    with pytest.raises(ValueError, match="mel_anchor_bands must be in"):
+        SpeechTokenizerConfig.tiny(mel_anchor_bands=65)
+    with pytest.raises(ValueError, match="needs head_subframes 1"):
+        SpeechTokenizerConfig.tiny(mel_anchor_bands=64, head_subframes=2)
+    with torch.device("meta"):
+        flash = SpeechTokenizerModel(SpeechTokenizerConfig.flash(mel_anchor_bands=64))
+    assert flash.decoder.head.anchor.spread.shape == (64, 641)
+
+
+def test_the_mel_anchor_base_of_a_spectrum_s_normalised_log_mel_is_its_smooth_envelope():
+    anchor = _anchored_model().decoder.head.anchor
+    hz = torch.arange(641) * 12.5
+    # a tilt and two formants, in nats, with random phases
+    envelope = -4e-4 * hz + 2.5 * torch.exp(-(((hz - 700) / 250) ** 2)) + 1.5 * torch.exp(-(((hz - 2300) / 400) ** 2))
+    spectrum = torch.polar(envelope.exp(), torch.rand(641, generator=torch.Generator().manual_seed(0)) * 6)[None, None]
+    target = anchor.target(spectrum)
+    assert target.shape == (1, 1, 64)
+    assert target.abs().max() < 1.5  # near unit scale
+    latents = torch.cat((target, torch.randn(1, 1, 0)), dim=-1)
+    base = anchor(latents)[0, 0]
+    inside = (hz >= 100) & (hz <= 7500)  # between the first and last band centroids
+    assert (base - envelope)[inside].abs().max() < 0.06
+    # a louder spectrum: the same envelope 1 nat higher, 1 / 3 higher in the normalised levels
+    torch.testing.assert_close(anchor.target(spectrum * math.e), target + 1 / 3)
+    # only the first 64 channels count
+    torch.testing.assert_close(anchor(torch.cat((target, torch.randn(1, 1, 8)), dim=-1))[0, 0], base)
+
+
+def test_the_mel_anchor_loss_is_zero_when_the_latent_is_the_normalised_log_mel_of_its_frame(speech):
+    head = _anchored_model().decoder.head
+    target = head.anchor.target(head.analyze(speech[0][None, : 20 * 320]))
+    assert mel_anchor_loss(target, target).item() == 0.0
+    assert mel_anchor_loss(target + 0.25, target).item() == pytest.approx(0.25)
+    speech_frames = target[0, 4:].mean(-1) > (math.log(1e-5) + 2) / 3 + 0.1  # frames with sound
+    assert speech_frames.any()
+
+
+def test_with_the_mel_anchor_the_head_adds_the_base_to_its_log_magnitudes_and_needs_the_latents():
+    head = _anchored_model().decoder.head
+    hidden, latents = torch.randn(1, 5, 128), torch.randn(1, 5, 64)
+    log_magnitude, _ = head.log_magnitude_and_phase(hidden, latents)
+    head.anchor, anchor = None, head.anchor
+    plain, _ = head.log_magnitude_and_phase(hidden)
+    torch.testing.assert_close(log_magnitude, plain + anchor(latents))
+    head.anchor = anchor
+    with pytest.raises(ValueError, match="mel anchor"):
+        head.log_magnitude_and_phase(hidden)
+    with pytest.raises(ValueError, match="mel anchor"):
+        head.log_magnitude_and_phase(hidden, latents[:, :4])
+
+
+def test_with_the_mel_anchor_decoding_is_causal_streams_as_decoded_and_reloads_bit_identical(tmp_path):
+    model = _anchored_model()
+    loaded = _assert_streams_as_decoded_and_reloads_bit_identical(model, tmp_path)
+    assert loaded.config.mel_anchor_bands == 64
+    torch.testing.assert_close(loaded.decoder.head.anchor.spread, model.decoder.head.anchor.spread, rtol=0, atol=0)
+    latents = torch.randn(1, 12, 64, generator=torch.Generator().manual_seed(1))
+    other = latents.clone()
+    other[:, 8:, :64] += 1.0  # only the anchored channels of the later frames
+    first, second = model.decode(latents), model.decode(other)
+    torch.testing.assert_close(first[:, : 5 * 320], second[:, : 5 * 320])  # latency 3 frames
+    assert not torch.allclose(first[:, 5 * 320 :], second[:, 5 * 320 :], atol=1e-4)

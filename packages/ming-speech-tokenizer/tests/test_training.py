@@ -163,6 +163,22 @@ def test_the_pitch_term_enters_the_total_and_needs_a_harmonic_comb(tmp_path, spe
         train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "plain", pitch_weight=0.5))
 
 
+def test_the_mel_anchor_term_enters_the_total_is_off_by_default_and_needs_an_anchored_model(tmp_path, speech):
+    assert TrainingRecipe(output_dir=tmp_path, steps=1).mel_anchor_weight == 0
+    torch.manual_seed(0)
+    model = SpeechTokenizerModel(SpeechTokenizerConfig.tiny(mel_anchor_bands=64))
+    log = train_speech_tokenizer(model, speech, _recipe(tmp_path, steps=2, warmup_steps=2, mel_anchor_weight=2.0))
+    for step in range(2):
+        assert log.losses["mel_anchor"][step] > 0
+        expected = 15 * log.losses["mel"][step] + 1e-4 * log.losses["kl"][step] + 2 * log.losses["mel_anchor"][step]
+        assert log.losses["total"][step] == pytest.approx(expected, rel=1e-5)
+    off = train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "off", steps=1, warmup_steps=1))
+    assert off.losses["mel_anchor"] == [0.0]
+    assert off.losses["total"][0] == pytest.approx(15 * off.losses["mel"][0] + 1e-4 * off.losses["kl"][0], rel=1e-6)
+    with pytest.raises(ValueError, match="mel_anchor_bands"):
+        train_speech_tokenizer(_fresh_model(), speech, _recipe(tmp_path / "plain", mel_anchor_weight=1.0))
+
+
 def test_the_phase_loss_teaches_the_head_the_phases_of_a_fixed_clip(tmp_path, speech):
     clip = speech[2][3200 : 3200 + 23 * 320]
 

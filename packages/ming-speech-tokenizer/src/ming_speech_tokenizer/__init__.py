@@ -6,7 +6,8 @@
 - :class:`StreamingDecoder` (20 ms of audio per latent frame, 60 ms behind, equal to full decoding) and
   :class:`StreamingEncoder`; :func:`estimate_latent_scaling_factor` for the latents' unit scale.
 - Optional :class:`HarmonicComb` of the ISTFT head (``harmonic_candidates`` > 0): pitch harmonics as a softmax over
-  candidate fundamentals.
+  candidate fundamentals; optional :class:`MelAnchor` (``mel_anchor_bands`` > 0): latent channels tied to the
+  log-mel levels, from which the head takes a base log-magnitude.
 - Training: :class:`SpeechDiscriminator` (multi-period + multi-resolution STFT), the losses (mel, LSGAN, feature
   matching, and the optional multi-resolution STFT, compressed complex STFT, mel band energy, log-magnitude, phase and
   pitch terms), and
@@ -17,7 +18,7 @@ from .configuration import SpeechTokenizerConfig
 from .decoder import SpeechDecoder
 from .discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscriminator, SpeechDiscriminator
 from .encoder import GaussianPosterior, SpeechEncoder
-from .istft_head import HarmonicComb, ISTFTHead, overlap_add
+from .istft_head import HarmonicComb, ISTFTHead, MelAnchor, overlap_add
 from .losses import (
     CompressedComplexSTFTLoss,
     MelBandEnergyLoss,
@@ -28,6 +29,7 @@ from .losses import (
     log_magnitude_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    mel_anchor_loss,
     phase_loss,
     pitch_loss,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "HarmonicComb",
     "ISTFTHead",
     "KVState",
+    "MelAnchor",
     "MelBandEnergyLoss",
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
@@ -64,6 +67,7 @@ __all__ = [
     "log_magnitude_loss",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "mel_anchor_loss",
     "overlap_add",
     "phase_loss",
     "pitch_loss",

@@ -76,6 +76,14 @@ class SpeechTokenizerConfig(PreTrainedConfig):
             :attr:`head_hop_length`; K = 2: 640 / 160), the same overlap with shorter windows and a smaller phase
             advance per hop. Must divide ``hop_length``. The encoder and the latent contract are unchanged; the
             latency falls to :attr:`latency_frames`.
+        mel_anchor_bands: with a positive value ``M``, the mel-anchored latent (0: off, as in ``flash()`` and
+            ``tiny()``): the first ``M`` latent channels stand for the normalised ``M``-band log-mel levels of the
+            ``n_fft`` samples their frame saw (:meth:`MelAnchor.target <ming_speech_tokenizer.MelAnchor.target>`;
+            training ties the posterior mean to them with ``TrainingRecipe.mel_anchor_weight``), and the ISTFT head
+            adds the log-magnitudes those channels imply (:class:`~ming_speech_tokenizer.MelAnchor`: each band's
+            level spread smoothly over the FFT bins, no parameters) to its own, which become a residual on top: the
+            band energies over time reach the magnitudes by a short path from the first step. At most
+            ``latent_dim``; needs ``head_subframes`` 1. The latent contract is unchanged.
     """
 
     model_type = "ming_speech_tokenizer"
@@ -102,6 +110,7 @@ class SpeechTokenizerConfig(PreTrainedConfig):
     harmonic_f0_range: list[float] | tuple[float, float] = (50.0, 500.0)
     parallel_phase: bool = False
     head_subframes: int = 1
+    mel_anchor_bands: int = 0
 
     def __post_init__(self, **kwargs):
         self.discriminator_periods = list(self.discriminator_periods)
@@ -135,6 +144,12 @@ class SpeechTokenizerConfig(PreTrainedConfig):
                 f"head_subframes must be a positive divisor of hop_length ({self.hop_length}), got "
                 f"{self.head_subframes}"
             )
+        if not 0 <= self.mel_anchor_bands <= self.latent_dim:
+            raise ValueError(
+                f"mel_anchor_bands must be in [0, latent_dim ({self.latent_dim})] (0: off), got {self.mel_anchor_bands}"
+            )
+        if self.mel_anchor_bands and self.head_subframes != 1:
+            raise ValueError("mel_anchor_bands needs head_subframes 1 (the anchor's levels are those of n_fft windows)")
         resolutions = self.discriminator_stft_resolutions
         if not resolutions or any(len(r) != 2 or not 0 < r[1] <= r[0] for r in resolutions):
             raise ValueError(

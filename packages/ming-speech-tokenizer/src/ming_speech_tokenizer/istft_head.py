@@ -19,6 +19,9 @@ the first sample, which ``torch.istft`` rejects (its NOLA check), and ``torch.is
 part of a signal while keeping the open tail. We divide by the steady-state sum of squared windows (a constant for
 Hann at ≥ 3 frames per window) instead of the per-sample envelope, so the unfinished last slots fade out rather
 than being amplified where the envelope vanishes.
+
+With ``config.mel_anchor_bands`` > 0 the head's log-magnitudes are a residual on top of a :class:`MelAnchor` base
+computed from the decoder's input latents (the frame's own latent, so causality and streaming are unchanged).
 """
 
 from __future__ import annotations
@@ -28,15 +31,22 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchaudio.functional import melscale_fbanks
 
 from .configuration import SpeechTokenizerConfig
 
-__all__ = ["HarmonicComb", "ISTFTHead", "overlap_add"]
+__all__ = ["HarmonicComb", "ISTFTHead", "MelAnchor", "overlap_add"]
 
 _PROFILE_TERMS = 4  # cosine harmonics of the comb's periodic profile: sharp peaks and flat valleys, as in log spectra
 _PITCH_MAX_HZ = 2000.0  # the pitch teacher reads the harmonics below this
 _ENVELOPE_HZ = 312.5  # width of the moving average the pitch teacher removes from log-magnitudes (the formants)
 _DEPTH_POINTS = 16  # values the comb's depth is interpolated between, 0 Hz to Nyquist (533 Hz apart at 16 kHz)
+# The mel anchor's fixed normalisation: log per-bin levels (floored at 1e-5, as the losses' magnitudes) of espeak-ng
+# speech at n_fft 1280 have mean -2.3 and standard deviation 3.2 (200 training clips of train_tiny_espeak.py's v3
+# data, all 64 bands and frames pooled), so (log level + 2) / 3 keeps the anchored channels near unit scale.
+_ANCHOR_FLOOR = 1e-5
+_ANCHOR_OFFSET = -2.0
+_ANCHOR_SCALE = 3.0
 
 
 def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
@@ -139,6 +149,66 @@ class HarmonicComb(nn.Module):
         return (F.softplus(depth) @ self.interpolation) * (logits.softmax(-1) @ templates)
 
 
+class MelAnchor(nn.Module):
+    """The mel-anchored latent (``config.mel_anchor_bands = M`` > 0): what the first ``M`` latent channels stand
+    for, and the log-magnitudes they imply. No parameters.
+
+    :meth:`target` maps complex spectra of the head's frames (:meth:`ISTFTHead.analyze` of the input: exactly the
+    Hann-windowed ``n_fft`` samples each encoder frame saw) to normalised log-mel levels ``(log(E_m / w_m) + 2) / 3``,
+    ``E_m`` the magnitude spectrum through torchaudio's ``M``-band mel filterbank (htk, unnormalised triangles, as
+    the Griffin-Lim floor's mel) and ``w_m`` the band's weight sum, so that ``E_m / w_m`` is the band's mean magnitude
+    per FFT bin; training ties the posterior mean's first ``M`` channels to it
+    (:func:`~ming_speech_tokenizer.mel_anchor_loss`). :meth:`forward` inverts the normalisation of those channels of
+    the decoder's input and spreads each band's log level over the FFT bins, interpolating linearly between the
+    bands' centroids (held flat below the first and above the last): a smooth log-magnitude base with the band
+    energies of the latent, which the head's own log-magnitudes (and harmonic comb) refine.
+    """
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        self.bands = config.mel_anchor_bands
+        self.n_fft = config.head_n_fft
+        self.sampling_rate = config.sampling_rate
+        self.register_buffer("filterbank", torch.empty(0), persistent=False)
+        self.register_buffer("spread", torch.empty(0), persistent=False)
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """``filterbank`` ``(bins, M)``: the mel triangles divided by their weight sums; ``spread`` ``(M, bins)``:
+        the linear interpolation of band levels between band centroids (non-persistent, rebuilt after loading)."""
+        device = self.filterbank.device
+        with torch.device("cpu"):  # also when the model is built on `meta`
+            filterbank, spread = self._tables()
+        self.filterbank, self.spread = filterbank.to(device), spread.to(device)
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        bins = self.n_fft // 2 + 1
+        weights = melscale_fbanks(bins, 0.0, self.sampling_rate / 2, self.bands, self.sampling_rate).double()
+        sums = weights.sum(0)
+        if not bool((sums > 0).all()):
+            raise ValueError(f"n_fft {self.n_fft} is too small for {self.bands} mel bands: some bands hold no FFT bin")
+        hz = torch.arange(bins, dtype=torch.float64) * self.sampling_rate / self.n_fft
+        centroids = hz @ weights / sums
+        right = torch.searchsorted(centroids, hz).clamp(1, self.bands - 1)
+        left = right - 1
+        fraction = ((hz - centroids[left]) / (centroids[right] - centroids[left])).clamp(0, 1)
+        spread = torch.zeros(self.bands, bins, dtype=torch.float64)
+        columns = torch.arange(bins)
+        spread[left, columns] += 1 - fraction
+        spread[right, columns] += fraction
+        return (weights / sums).float(), spread.float()
+
+    def target(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel levels ``(B, T, M)`` (fp32) of complex spectra ``(B, T, n_fft // 2 + 1)``."""
+        levels = spectrum.abs().float() @ self.filterbank
+        return (levels.clamp(min=_ANCHOR_FLOOR).log() - _ANCHOR_OFFSET) / _ANCHOR_SCALE
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """``(B, T, latent_dim)`` decoder input (unscaled latents) → the base log-magnitudes ``(B, T, n_fft // 2 +
+        1)`` (fp32) that its first ``M`` channels imply."""
+        return (latents[..., : self.bands].float() * _ANCHOR_SCALE + _ANCHOR_OFFSET) @ self.spread
+
+
 class ISTFTHead(nn.Module):
     """``(B, T, hidden)`` decoder states → ``(B, T · K, n_fft)`` windowed frames (see :meth:`frames`; ``K`` =
     ``config.head_subframes``, ``n_fft`` and ``hop`` the subframes' ``config.head_n_fft`` and
@@ -160,6 +230,7 @@ class ISTFTHead(nn.Module):
         outputs = self.subframes * self.bins * (3 if config.parallel_phase else 2)
         self.proj = nn.Linear(config.hidden_size, outputs)
         self.harmonic = HarmonicComb(config) if config.harmonic_candidates else None
+        self.anchor = MelAnchor(config) if config.mel_anchor_bands else None
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def reset_buffers(self) -> None:
@@ -176,10 +247,14 @@ class ISTFTHead(nn.Module):
         a phase."""
         return torch.polar(log_magnitude.clamp(max=self.max_log_magnitude).exp(), phase)
 
-    def log_magnitude_and_phase(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-magnitudes (before the clip; with the :class:`HarmonicComb` term when the config has one) and phases
-        (radians; not wrapped, or with ``parallel_phase`` ``atan2(y, x)`` in [-π, π]), each ``(B, T · K, n_fft // 2 +
-        1)`` fp32, of ``(B, T, hidden)`` decoder states."""
+    def log_magnitude_and_phase(
+        self, hidden: torch.Tensor, latents: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-magnitudes (before the clip; with the :class:`HarmonicComb` term when the config has one, and the
+        :class:`MelAnchor` base of ``latents`` when it has one) and phases (radians; not wrapped, or with
+        ``parallel_phase`` ``atan2(y, x)`` in [-π, π]), each ``(B, T · K, n_fft // 2 + 1)`` fp32, of ``(B, T,
+        hidden)`` decoder states. ``latents``: the ``(B, T, latent_dim)`` decoder input (unscaled) of those states,
+        needed with a mel anchor only."""
         outputs = _per_subframe(self.proj(hidden).float(), self.subframes)
         if self.parallel_phase:
             log_magnitude, y, x = outputs.split(self.bins, dim=-1)
@@ -188,12 +263,20 @@ class ISTFTHead(nn.Module):
             log_magnitude, phase = outputs.chunk(2, dim=-1)
         if self.harmonic is not None:
             log_magnitude = log_magnitude + self.harmonic(hidden)
+        if self.anchor is not None:
+            if latents is None or latents.shape[:-1] != hidden.shape[:-1]:
+                raise ValueError(
+                    "this head has a mel anchor (config.mel_anchor_bands > 0): pass the decoder's input latents "
+                    f"of the same frames as hidden {tuple(hidden.shape)}, got "
+                    f"{None if latents is None else tuple(latents.shape)}"
+                )
+            log_magnitude = log_magnitude + self.anchor(latents)
         return log_magnitude, phase
 
-    def spectrum(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Complex spectra ``(B, T · K, n_fft // 2 + 1)`` (fp32) of ``(B, T, hidden)`` decoder states, through
-        :meth:`polar`."""
-        return self.polar(*self.log_magnitude_and_phase(hidden))
+    def spectrum(self, hidden: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex spectra ``(B, T · K, n_fft // 2 + 1)`` (fp32) of ``(B, T, hidden)`` decoder states (and, with a
+        mel anchor, their input ``latents``), through :meth:`polar`."""
+        return self.polar(*self.log_magnitude_and_phase(hidden, latents))
 
     def synthesize(self, spectrum: torch.Tensor) -> torch.Tensor:
         """Windowed, normalised time-domain frames ``(B, S, n_fft)`` of complex spectra ``(B, S, n_fft // 2 + 1)``;
@@ -209,9 +292,9 @@ class ISTFTHead(nn.Module):
         frames = F.pad(wave.float(), (self.n_fft - self.hop, 0)).unfold(-1, self.n_fft, self.hop)
         return torch.fft.rfft(frames * self.window)
 
-    def frames(self, hidden: torch.Tensor) -> torch.Tensor:
+    def frames(self, hidden: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`synthesize` of :meth:`spectrum`: the frames the decoder states stand for."""
-        return self.synthesize(self.spectrum(hidden))
+        return self.synthesize(self.spectrum(hidden, latents))
 
     def overlap(self, frames: torch.Tensor) -> torch.Tensor:
         """Overlap-add the ``(B, T · K, n_fft)`` frames of decoder frames ``t0 … t0 + T − 1``, frame ``s`` at
@@ -228,6 +311,7 @@ class ISTFTHead(nn.Module):
         slots are unfinished (the tail :meth:`StreamingDecoder.flush` also returns)."""
         return self.overlap(frames)[:, self.latency_frames * self.frame_hop :]
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The waveform ``(B, T · frame_hop)`` of decoder states: :meth:`place` of :meth:`frames`."""
-        return self.place(self.frames(hidden))
+    def forward(self, hidden: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """The waveform ``(B, T · frame_hop)`` of decoder states (and, with a mel anchor, their input ``latents``):
+        :meth:`place` of :meth:`frames`."""
+        return self.place(self.frames(hidden, latents))

@@ -27,6 +27,7 @@ __all__ = [
     "log_magnitude_loss",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "mel_anchor_loss",
     "phase_loss",
     "pitch_loss",
 ]
@@ -196,6 +197,14 @@ def log_magnitude_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.T
     """
     floor = math.log(1e-5)
     return (predicted.clamp(min=floor) - target.abs().clamp(min=1e-5).log()).abs().mean()
+
+
+def mel_anchor_loss(latents: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between the first ``M`` channels of latents ``(B, T, latent_dim)`` (training: the posterior
+    mean) and ``target`` ``(B, T, M)``, the normalised log-mel levels of the same frames
+    (:meth:`MelAnchor.target <ming_speech_tokenizer.MelAnchor.target>` of the input's spectra): ties the mel-anchored
+    channels to what the ISTFT head's base reads from them."""
+    return (latents[..., : target.shape[-1]].float() - target).abs().mean()
 
 
 def _anti_wrapped(difference: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from ._inputs import check_latents, check_positive_int, prepare_wave
 from .configuration import SpeechTokenizerConfig
 from .decoder import SpeechDecoder
 from .encoder import GaussianPosterior, SpeechEncoder
-from .istft_head import HarmonicComb, ISTFTHead
+from .istft_head import HarmonicComb, ISTFTHead, MelAnchor
 from .streaming import StreamingDecoder, StreamingEncoder
 from .transformer import CausalTransformer
 
@@ -108,7 +108,7 @@ class SpeechTokenizerModel(PreTrainedModel):
             init.ones_(module.weight)
         elif isinstance(module, CausalTransformer):
             module.reset_buffers(self.config.rope_theta)  # non-persistent: rebuilt after loading onto `meta`
-        elif isinstance(module, ISTFTHead):
+        elif isinstance(module, (ISTFTHead, MelAnchor)):
             module.reset_buffers()
         elif isinstance(module, HarmonicComb):
             init.copy_(module.profile, torch.eye(len(module.profile))[0])
@@ -129,7 +129,7 @@ class SpeechTokenizerModel(PreTrainedModel):
         latents = posterior.sample(generator) if sample else posterior.mean
         hidden, _ = self.decoder(latents)
         head = self.decoder.head
-        log_magnitude, phase = head.log_magnitude_and_phase(hidden)
+        log_magnitude, phase = head.log_magnitude_and_phase(hidden, latents)
         reconstruction = head.place(head.synthesize(head.polar(log_magnitude, phase)))
         harmonic_logits = head.harmonic.logits(hidden) if head.harmonic is not None else None
         return SpeechTokenizerOutput(reconstruction, posterior, latents, log_magnitude, phase, harmonic_logits)

@@ -62,9 +62,10 @@ class StreamingDecoder:
         latents = check_latents(latents, config).to(self.model.device)
         if self._tail is not None and latents.shape[0] != self._tail.shape[0]:
             raise ValueError(f"latents has batch size {latents.shape[0]}, this stream has {self._tail.shape[0]}")
-        hidden, self._state = self.model.decoder(latents / config.latent_scaling_factor, self._state, self.frames_done)
+        latents = latents / config.latent_scaling_factor
+        hidden, self._state = self.model.decoder(latents, self._state, self.frames_done)
         head = self.model.decoder.head
-        signal = head.overlap(head.frames(hidden))
+        signal = head.overlap(head.frames(hidden, latents))
         if self._tail is not None:
             signal[:, : self._tail.shape[1]] += self._tail
         finished = signal.shape[1] - config.latency_frames * config.hop_length

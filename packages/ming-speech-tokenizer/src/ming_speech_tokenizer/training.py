@@ -19,7 +19,9 @@ not log, magnitudes of 64 mel bands at 4 hops' window and the latent hop, so tha
 ``phase_weight`` (:func:`phase_loss` between the ISTFT head's phases and those of the input's frames in the head's
 layout, all ``(segment_frames + latency_frames) · head_subframes`` of them: the encoder saw each of them whole), and
 for a model with a harmonic comb ``pitch_weight`` (:func:`pitch_loss` of the comb's fundamental against the teacher
-:meth:`HarmonicComb.pitch_targets` of the same frames).
+:meth:`HarmonicComb.pitch_targets` of the same frames), and for a model with a mel anchor ``mel_anchor_weight``
+(:func:`mel_anchor_loss` of the posterior mean's anchored channels against :meth:`MelAnchor.target` of the input's
+frames in the head's layout, all of them).
 
 Checkpoints (``checkpoint-<step>/``: the model's ``save_pretrained`` safetensors, the discriminator's safetensors and
 ``trainer_state.pt`` with optimizers, random-generator states and the log) are written every ``checkpoint_every``
@@ -64,6 +66,7 @@ from .losses import (
     log_magnitude_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    mel_anchor_loss,
     phase_loss,
     pitch_loss,
 )
@@ -82,6 +85,7 @@ _LOSS_NAMES = (
     "magnitude",
     "phase",
     "pitch",
+    "mel_anchor",
     "adversarial",
     "feature_matching",
     "discriminator",
@@ -156,6 +160,12 @@ class TrainingRecipe(BaseModel):
         description="Weight of the harmonic comb's pitch loss against the input's own harmonics (0: not computed; "
         "needs a model with harmonic_candidates > 0).",
     )
+    mel_anchor_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the L1 loss tying the posterior mean's mel-anchored channels to the input's normalised "
+        "log-mel levels (0: not computed; needs a model with mel_anchor_bands > 0).",
+    )
     phase_magnitude_weighted: bool = Field(
         True, description="Weight the phase loss's bins by the target's magnitudes (False: APNet's plain means)."
     )
@@ -191,7 +201,7 @@ class TrainingRecipe(BaseModel):
 @dataclass
 class TrainingLog:
     """Per-step losses (keys ``total``, ``mel``, ``kl``, ``stft``, ``complex_stft``, ``consistency``,
-    ``band_energy``, ``magnitude``, ``phase``, ``pitch``, ``adversarial``, ``feature_matching``,
+    ``band_energy``, ``magnitude``, ``phase``, ``pitch``, ``mel_anchor``, ``adversarial``, ``feature_matching``,
     ``discriminator``; a term that is off, and the last three
     during warm-up and on steps without the discriminators, are 0) and ``(step, multi-scale mel distance)`` of
     each validation."""
@@ -343,6 +353,8 @@ def train_speech_tokenizer(
     _check_lengths(recipe, config, length, val_clips)
     if recipe.pitch_weight > 0 and model.decoder.head.harmonic is None:
         raise ValueError("recipe.pitch_weight > 0 needs a model with a harmonic comb (config.harmonic_candidates > 0)")
+    if recipe.mel_anchor_weight > 0 and model.decoder.head.anchor is None:
+        raise ValueError("recipe.mel_anchor_weight > 0 needs a model with a mel anchor (config.mel_anchor_bands > 0)")
     device = model.device
     with torch.random.fork_rng(devices=[]):  # the discriminator is built on the CPU: seed only its generator
         torch.random.default_generator.manual_seed(recipe.seed)
@@ -425,7 +437,9 @@ def train_speech_tokenizer(
                 predicted, resynthesised, recipe.complex_stft_compression
             )
             total = total + recipe.consistency_weight * losses["consistency"]
-        if recipe.magnitude_weight > 0 or recipe.phase_weight > 0 or recipe.pitch_weight > 0:
+        if any(
+            w > 0 for w in (recipe.magnitude_weight, recipe.phase_weight, recipe.pitch_weight, recipe.mel_anchor_weight)
+        ):
             with torch.no_grad():
                 target = model.decoder.head.analyze(batch)
         if recipe.magnitude_weight > 0:
@@ -438,6 +452,10 @@ def train_speech_tokenizer(
         if recipe.pitch_weight > 0:
             losses["pitch"] = pitch_loss(output.harmonic_logits, *model.decoder.head.harmonic.pitch_targets(target))
             total = total + recipe.pitch_weight * losses["pitch"]
+        if recipe.mel_anchor_weight > 0:
+            anchor_target = model.decoder.head.anchor.target(target)
+            losses["mel_anchor"] = mel_anchor_loss(output.posterior.mean, anchor_target)
+            total = total + recipe.mel_anchor_weight * losses["mel_anchor"]
         if step >= recipe.warmup_steps and (step - recipe.warmup_steps) % recipe.adversarial_every == 0:
             losses["discriminator"] = lsgan_discriminator_loss(discriminator(real), discriminator(fake.detach()))
             _check_finite(losses, step + 1)
