@@ -130,11 +130,15 @@ class SparseMoeBlock(nn.Module):
     def _aux_loss(self, scores: torch.Tensor, counts: torch.Tensor, group: torch.Tensor | None) -> torch.Tensor:
         """Switch-style balance loss per router on its own tokens, summed over routers: ``E · Σ_e f_e · P_e`` (1 when
         balanced), where ``f_e`` is the fraction of the router's top-k slots given to expert e (``counts`` and
-        ``group`` as for :meth:`_slot_counts`) and ``P_e`` its mean normalised score over the router's tokens."""
-        probabilities = scores / scores.sum(dim=-1, keepdim=True)
-        if group is None:
-            summed = probabilities.sum(0, keepdim=True)
-        else:
-            summed = probabilities.new_zeros(counts.shape[0] + 1, self.num_experts).index_add(0, group, probabilities)
+        ``group`` as for :meth:`_slot_counts`) and ``P_e`` its mean normalised score over the router's tokens.
+
+        Summed per token instead: ``Σ_t (s_t · c_r) / (Σ_e s_te) · E / (k · n_r²)`` for token t of router r with
+        scores ``s_t``, slot counts ``c_r`` and ``n_r`` tokens: one matrix product and a few ops on ``(N,)``, where the
+        normalised scores would be a full ``(N, E)`` tensor in the forward and in the backward."""
+        scale = self.num_experts / self.top_k
+        if group is None:  # one router, every token real: n is known without counting
+            return (scores @ counts[0] / scores.sum(dim=-1)).sum() * (scale / max(scores.shape[0], 1) ** 2)
         n_tokens = (counts.sum(-1) / self.top_k).clamp(min=1)
-        return self.num_experts / self.top_k * ((counts * summed[: counts.shape[0]]).sum(-1) / n_tokens.square()).sum()
+        weighted = torch.cat([counts * (scale / n_tokens.square())[:, None], counts.new_zeros(1, self.num_experts)])
+        per_token = (scores @ weighted.T).gather(1, group[:, None]).squeeze(1)  # padding: the zero row
+        return (per_token / scores.sum(dim=-1)).sum()
