@@ -76,16 +76,12 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # floor's mel), weight 15 or 45: band energies with the loud frames weighing more than in the log-mel loss
     "harmonic-pitch-mel4096-band15": ({"harmonic_candidates": 256}, {**_V4_LOSSES, "band_energy_weight": 15.0}),
     "harmonic-pitch-mel4096-band45": ({"harmonic_candidates": 256}, {**_V4_LOSSES, "band_energy_weight": 45.0}),
-    # v4's with the mel-anchored latent: the first 64 latent channels tied (L1, weight 10 or 3) to the normalised
+    # v4's with the mel-anchored latent: the first 64 latent channels tied (L1, weight 10) to the normalised
     # 64-band log-mel levels of the samples their frame saw, and the ISTFT head's log-magnitudes a residual on the
     # base those channels imply (MelAnchor)
     "harmonic-pitch-mel4096-anchor10": (
         {"harmonic_candidates": 256, "mel_anchor_bands": 64},
         {**_V4_LOSSES, "mel_anchor_weight": 10.0},
-    ),
-    "harmonic-pitch-mel4096-anchor3": (
-        {"harmonic_candidates": 256, "mel_anchor_bands": 64},
-        {**_V4_LOSSES, "mel_anchor_weight": 3.0},
     ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
