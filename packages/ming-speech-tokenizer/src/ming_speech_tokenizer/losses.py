@@ -3,7 +3,8 @@
 what the mel loss does not, without a discriminator: a multi-resolution STFT loss on linear magnitudes (Parallel
 WaveGAN), a multi-resolution loss on power-law compressed complex spectra (magnitude and phase of the waveform
 itself), APNet's anti-wrapping phase loss on the ISTFT head's spectra, and an L1 loss on power-law compressed mel
-band magnitudes that, unlike the log-mel loss, weighs loud frames more than quiet ones."""
+band magnitudes that, unlike the log-mel loss, weighs loud frames more than quiet ones; and the mel anchor's L1,
+which ties the mel-anchored latent channels to the input's normalised log-mel levels."""
 
 from __future__ import annotations
 
