@@ -4,9 +4,10 @@
 transformers dispatches :class:`MoeExperts.forward` to its own batched/grouped implementations; we write the eager
 loop and ``"fused_loop"``, registered in transformers' ``ExpertsInterface`` (so any model's
 ``set_experts_implementation("fused_loop")`` accepts it): a loop over cache-sized chunks of experts with a
-hand-written backward, run on one single-threaded lane per intra-op thread, or, where the FLOPs this wastes stay
-small (few tokens), every expert on every token in two GEMMs; ``benchmarks/bench_moe_block.py`` times it against
-transformers' kernels.
+hand-written backward, run on one single-threaded lane per intra-op thread; for small experts, all experts at once
+as one padded batch (two batched GEMMs, hand-written backward); or, where the FLOPs this wastes stay small (few
+tokens), every expert on every token in two GEMMs. ``benchmarks/bench_moe_block.py`` times it against transformers'
+kernels.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ class _LanePool:
         started = threading.Barrier(lanes)  # one task per thread: each thread sets its own count
 
         def one_thread() -> None:
+            # A thread's first parallel op (or get_num_threads) sets its count to the process default, once: done
+            # first here, or it would undo the 1 below and each lane would run on every intra-op thread.
+            torch.get_num_threads()
             torch.set_num_threads(1)
             started.wait()
 
@@ -367,21 +371,47 @@ def _is_silu(act_fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     return isinstance(act_fn, (nn.SiLU, SiLUActivation)) or act_fn is nn.functional.silu
 
 
+def _gated(act_fn, gate: torch.Tensor, up: torch.Tensor, keep: bool, out: torch.Tensor):
+    """``act(gate) · up`` (in ``out`` where it can) and, where ``keep`` and the activation is SiLU, its sigmoid for
+    :func:`_activation_for_backward` (else None)."""
+    if not _is_silu(act_fn):
+        return act_fn(gate).mul_(up), None
+    if not keep:
+        return torch.sigmoid(gate, out=out).mul_(gate).mul_(up), None
+    sigmoid = torch.sigmoid(gate)
+    return torch.mul(gate, sigmoid, out=out).mul_(up), sigmoid
+
+
+def _activation_for_backward(act_fn, gate: torch.Tensor, sigmoid: torch.Tensor | None, buffer: Callable):
+    """``act(gate)`` and a function writing the gradient at ``gate`` for a gradient at ``act(gate)`` into ``out``.
+    With SiLU's kept sigmoid no exponential is needed: SiLU' = σ · (1 + x · (1 − σ)); any other activation is
+    recomputed under autograd."""
+    if sigmoid is not None:
+        activated = torch.mul(gate, sigmoid, out=buffer("activated"))
+        slope = torch.sub(1, sigmoid, out=buffer("slope")).mul_(gate).add_(1).mul_(sigmoid)
+        return activated, lambda grad, out: torch.mul(grad, slope, out=out)
+    with torch.enable_grad():
+        leaf = gate.detach().requires_grad_()
+        recomputed = act_fn(leaf)
+    return recomputed.detach(), lambda grad, out: out.copy_(torch.autograd.grad(recomputed, leaf, grad)[0])
+
+
 class _PaddedExperts(torch.autograd.Function):
     """Every expert on a batch of ``capacity`` rows: its slots, then padding rows of routing weight 0 (capacity =
     the most slots any expert has). Two batched GEMMs over all experts, one gather and one scatter-add, and a
-    backward written by hand (four batched GEMMs).
+    backward written by hand (four batched GEMMs); the shared expert, if given, in the same call.
 
     For small experts, where a GEMM call per expert costs more than its arithmetic: the work is a fixed dozen ops
     whatever the number of experts, and the FLOPs are those of the chosen slots plus the padding (at worst, all
     tokens on one expert, those of every expert on every token). Padding rows read token 0 and, with weight 0, add
     zeros to its output and input gradient; an expert without slots gets zero weight gradients the same way.
-    Temporaries are the calling thread's :class:`_Workspace` buffers (fresh memory costs page faults); SiLU keeps its
-    sigmoid for the backward, which then needs no exponential (the costly part of an activation on CPU).
+    Temporaries are the calling thread's :class:`_Workspace` buffers (fresh memory costs page faults): the backward
+    gathers the rows again rather than keep them. SiLU keeps its sigmoid for the backward, which then needs no
+    exponential (the costly part of an activation on CPU).
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn, backward):
+    def forward(ctx, hidden_states, top_k_weights, gate_up_proj, down_proj, top_k_index, act_fn, backward, *shared):
         num_experts, hidden, intermediate = down_proj.shape
         flat = top_k_index.reshape(-1)
         sorted_experts, order = torch.sort(flat)
@@ -395,70 +425,82 @@ class _PaddedExperts(torch.autograd.Function):
         sorted_weights = top_k_weights.reshape(-1).index_select(0, order)
         weights = sorted_weights.new_zeros(padded).index_copy_(0, rows, sorted_weights).view(-1, capacity, 1)
 
-        def buffer(name: str, columns: int, kept: bool) -> torch.Tensor:
+        def buffer(name: str, columns: int, kept: bool = False, count: int = padded) -> torch.Tensor:
             if kept:  # saved for the backward: a later call must not overwrite it
-                return hidden_states.new_empty(num_experts, capacity, columns)
-            return _WORKSPACE.take(name, padded, columns, hidden_states).view(num_experts, capacity, columns)
+                return hidden_states.new_empty(count, columns)
+            return _WORKSPACE.take(name, count, columns, hidden_states)
 
-        x = buffer("rows", hidden, backward)
-        torch.index_select(hidden_states, 0, tokens, out=x.view(padded, hidden))
-        projected = torch.bmm(x, gate_up_proj.transpose(1, 2), out=buffer("gate_up", 2 * intermediate, backward))
-        gate, up = projected.chunk(2, dim=-1)
-        sigmoid = None
-        if _is_silu(act_fn) and backward:
-            sigmoid = torch.sigmoid(gate)
-            inner = torch.mul(gate, sigmoid, out=buffer("inner", intermediate, False))
-        elif _is_silu(act_fn):
-            inner = torch.sigmoid(gate, out=buffer("inner", intermediate, False)).mul_(gate)
-        else:
-            inner = act_fn(gate)
-        inner.mul_(up).mul_(weights)  # the routing weight, on the narrower side
-        out = torch.bmm(inner, down_proj.transpose(1, 2), out=buffer("out", hidden, False))
+        x = torch.index_select(hidden_states, 0, tokens, out=buffer("x", hidden)).view(num_experts, capacity, -1)
+        projected = buffer("gate_up", 2 * intermediate, backward).view(num_experts, capacity, -1)
+        torch.bmm(x, gate_up_proj.transpose(1, 2), out=projected)
+        inner_buffer = buffer("inner", intermediate).view(num_experts, capacity, -1)
+        inner, sigmoid = _gated(act_fn, *projected.chunk(2, dim=-1), backward, inner_buffer)
+        inner.mul_(weights)  # the routing weight, on the narrower side
+        out = torch.bmm(inner, down_proj.transpose(1, 2), out=x)  # the gathered rows are used up
+        output = hidden_states.new_zeros(hidden_states.shape).index_add_(0, tokens, out.view(padded, hidden))
+        saved = (hidden_states, gate_up_proj, down_proj, projected, weights, tokens, rows, order, sigmoid)
+        if shared:  # the shared expert's (gate, up, down, activation)
+            gate_weight, up_weight, down_weight, shared_act = shared
+            n_tokens, width = hidden_states.shape[0], gate_weight.shape[0]
+            gate = torch.mm(hidden_states, gate_weight.T, out=buffer("shared gate", width, backward, n_tokens))
+            up = torch.mm(hidden_states, up_weight.T, out=buffer("shared up", width, backward, n_tokens))
+            shared_inner, shared_sigmoid = _gated(
+                shared_act, gate, up, backward, buffer("shared inner", width, False, n_tokens)
+            )
+            output.addmm_(shared_inner, down_weight.T)
+            saved += (gate_weight, up_weight, down_weight, gate, up, shared_sigmoid)
+            ctx.shared_act = shared_act
         if backward:
-            ctx.save_for_backward(gate_up_proj, down_proj, x, projected, weights, tokens, rows, order, sigmoid)
+            ctx.save_for_backward(*saved)
             ctx.act_fn, ctx.top_k = act_fn, top_k_index.shape[-1]
-        return hidden_states.new_zeros(hidden_states.shape).index_add_(0, tokens, out.view(padded, hidden))
+        return output
 
     @staticmethod
     def backward(ctx, grad_output):
-        gate_up_proj, down_proj, x, projected, weights, tokens, rows, order, sigmoid = ctx.saved_tensors
-        num_experts, capacity, hidden = x.shape
-        padded, intermediate = num_experts * capacity, down_proj.shape[2]
+        hidden_states, gate_up_proj, down_proj, projected, weights, tokens, rows, order, sigmoid = ctx.saved_tensors[:9]
+        num_experts, capacity, _ = projected.shape
+        padded, (n_tokens, hidden), intermediate = num_experts * capacity, grad_output.shape, down_proj.shape[2]
 
-        def buffer(name: str, columns: int) -> torch.Tensor:
-            return _WORKSPACE.take(name, padded, columns, x).view(num_experts, capacity, columns)
+        def buffer(name: str, columns: int = intermediate) -> torch.Tensor:
+            return _WORKSPACE.take(name, padded, columns, grad_output).view(num_experts, capacity, columns)
 
         grad_out = buffer("rows", hidden)
         torch.index_select(grad_output, 0, tokens, out=grad_out.view(padded, hidden))
         gate, up = projected.chunk(2, dim=-1)
-        if sigmoid is None:
-            with torch.enable_grad():
-                gate = gate.detach().requires_grad_()
-                recomputed = ctx.act_fn(gate)
-            activated = recomputed.detach()
-        else:
-            activated = torch.mul(gate, sigmoid, out=buffer("activated", intermediate))
-            # SiLU' = σ · (1 + x · (1 − σ))
-            slope = torch.sub(1, sigmoid, out=buffer("slope", intermediate)).mul_(gate).add_(1).mul_(sigmoid)
-        inner = torch.mul(activated, up, out=buffer("inner", intermediate))
-        grad_inner = torch.bmm(grad_out, down_proj, out=buffer("grad inner", intermediate))  # before the weight
-        products = torch.mul(grad_inner, inner, out=buffer("products", intermediate))
+        activated, gate_grad = _activation_for_backward(ctx.act_fn, gate, sigmoid, buffer)
+        inner = torch.mul(activated, up, out=buffer("inner"))
+        grad_inner = torch.bmm(grad_out, down_proj, out=buffer("grad inner"))  # before the routing weight
+        products = torch.mul(grad_inner, inner, out=buffer("products"))
         grad_slot_weights = products.sum(-1).view(-1).index_select(0, rows)
         grad_weights = torch.empty_like(grad_slot_weights).index_copy_(0, order, grad_slot_weights)
         grad_down = torch.bmm(grad_out.transpose(1, 2), inner.mul_(weights))
         grad_inner.mul_(weights)
         grad_projected = buffer("grad gate_up", 2 * intermediate)
         torch.mul(grad_inner, activated, out=grad_projected[..., intermediate:])
-        grad_inner.mul_(up)
-        if sigmoid is None:
-            (grad_gate,) = torch.autograd.grad(recomputed, gate, grad_inner)
-            grad_projected[..., :intermediate] = grad_gate
-        else:
-            torch.mul(grad_inner, slope, out=grad_projected[..., :intermediate])
+        gate_grad(grad_inner.mul_(up), grad_projected[..., :intermediate])
+        x = buffer("x", hidden)
+        torch.index_select(hidden_states, 0, tokens, out=x.view(padded, hidden))
         grad_gate_up = torch.bmm(grad_projected.transpose(1, 2), x)
         grad_x = torch.bmm(grad_projected, gate_up_proj, out=grad_out)  # grad_out is used up
         grad_hidden = grad_output.new_zeros(grad_output.shape).index_add_(0, tokens, grad_x.view(padded, hidden))
-        return grad_hidden, grad_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None, None
+        grads = [grad_hidden, grad_weights.view(-1, ctx.top_k), grad_gate_up, grad_down, None, None, None]
+        if len(ctx.saved_tensors) > 9:
+            gate_weight, up_weight, down_weight, gate, up, shared_sigmoid = ctx.saved_tensors[9:]
+            width = gate_weight.shape[0]
+
+            def shared_buffer(name: str, columns: int = width) -> torch.Tensor:
+                return _WORKSPACE.take(f"shared {name}", n_tokens, columns, grad_output)
+
+            activated, gate_grad = _activation_for_backward(ctx.shared_act, gate, shared_sigmoid, shared_buffer)
+            inner = torch.mul(activated, up, out=shared_buffer("inner"))
+            grad_down_weight = torch.mm(grad_output.T, inner)
+            grad_inner = torch.mm(grad_output, down_weight, out=shared_buffer("grad inner"))
+            grad_up = torch.mul(grad_inner, activated, out=shared_buffer("grad up"))
+            grad_gate = shared_buffer("grad gate")
+            gate_grad(grad_inner.mul_(up), grad_gate)
+            grad_hidden.addmm_(grad_gate, gate_weight).addmm_(grad_up, up_weight)
+            grads += [torch.mm(grad_gate.T, hidden_states), torch.mm(grad_up.T, hidden_states), grad_down_weight, None]
+        return tuple(grads)
 
 
 def fused_loop_experts_forward(
@@ -471,8 +513,9 @@ def fused_loop_experts_forward(
     """The ``"fused_loop"`` experts implementation (concatenated gate/up weights, no bias, not transposed).
 
     Where the cost is per call rather than per FLOP (few tokens, or few and tiny experts), every expert runs on
-    every token in two GEMMs (:func:`_all_experts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan`
-    picks. ``shared_expert`` (:class:`ming_moe.SparseMoeBlock` passes its own) is added to the output: on the loop's
+    every token in two GEMMs (:func:`_all_experts`); with small experts, all of them in one padded batch
+    (:class:`_PaddedExperts`); otherwise :class:`_FusedLoopExperts`. :func:`fused_loop_plan` picks. ``shared_expert``
+    (:class:`ming_moe.SparseMoeBlock` passes its own) is added to the output: inside the padded batch, on the loop's
     lanes where nothing needs a gradient, else on its own after the routed experts.
     """
     plain = self.has_gate and self.is_concatenated and not (self.has_bias or self.is_transposed)
@@ -490,7 +533,10 @@ def fused_loop_experts_forward(
     if plan == ALL_EXPERTS:
         output = _all_experts(hidden_states, top_k_index, top_k_weights, *weights, self.act_fn)
     elif plan == PADDED:
-        output = _PaddedExperts.apply(hidden_states, top_k_weights, *weights, top_k_index, self.act_fn, backward)
+        shared = () if shared_expert is None else _shared_weights(shared_expert)
+        return _PaddedExperts.apply(
+            hidden_states, top_k_weights, *weights, top_k_index, self.act_fn, backward or shared_grad, *shared
+        )
     else:
         arguments = (top_k_index, self.act_fn, backward, shared_expert if in_lanes else None)
         output = _FusedLoopExperts.apply(hidden_states, top_k_weights, *weights, *arguments)
@@ -500,6 +546,10 @@ def fused_loop_experts_forward(
         _shared_expert_rows(shared_expert, hidden_states, output)
         return output
     return output + shared_expert(hidden_states)
+
+
+def _shared_weights(mlp: DenseMLP) -> tuple:
+    return mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight, mlp.act_fn
 
 
 ALL_EXPERTS = "every expert on every token"
