@@ -1,6 +1,6 @@
 """Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
 
-Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v6] [--checkpoint DIR]
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v7] [--checkpoint DIR]
 Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
 recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet; for a
 recipe that continues another, v5, that recipe's model instead), the
@@ -9,8 +9,8 @@ multi-scale mel distance (the training loss's distance, lower is better), STOI (
 means over the clips. Griffin-Lim, run in the same call, inverts a 50 Hz mel spectrogram of the clip with as many
 numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through torchaudio's ``InverseMelScale`` and
 ``GriffinLim``. Writes results/quality.json (``v1``; ``quality_<recipe>.json`` for the others), the spectrogram figure
-docs/figures/speech_tokenizer_quality[_v2|…|_v6].png, the training-curve figure
-docs/figures/speech_tokenizer_training[_v2|…|_v6].png, and the WAVs of every system next to the checkpoint
+docs/figures/speech_tokenizer_quality[_v2|…|_v7].png, the training-curve figure
+docs/figures/speech_tokenizer_training[_v2|…|_v7].png, and the WAVs of every system next to the checkpoint
 (``<DIR>-eval/``, outside git).
 """
 

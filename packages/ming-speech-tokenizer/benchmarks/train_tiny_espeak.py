@@ -11,7 +11,7 @@ voices, for v3 2000 spoken by 180 (5 English accents × 36 espeak-ng variants, p
 minute); the held-out set has other sentences (another seed) and 3 voices absent from training (accents and
 variants that none of the training voices use).
 
-Six recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
+Seven recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
 
 - ``v1`` (the default, ``tiny-espeak``: the checkpoint ming-tts-head's latents come from): the tiny preset, 2400
   reconstruction-only steps (mel + KL) then 60 with the discriminators, constant learning rate 1e-3.
@@ -39,6 +39,8 @@ Six recipes, each with its own default folder under ``~/.cache/ming/speech-token
   20 minutes on the slower machine of session 8, 2026-12-02, where v4's 4600 steps would take 35): the first 64
   latent channels are the normalised 64-band log-mel of the samples their frame saw, and the ISTFT head's
   log-magnitudes are a residual on the envelope they imply.
+- ``v7`` (``tiny-espeak-v7``): v6 with the learning rate's cosine ending at 0.6 of its start instead of 0.1 (the
+  path of v6's pilot, which follows v3's 5600-step cosine and scored above v6).
 
 The checkpoint at the end of the warm-up is kept for comparison.
 """
@@ -231,6 +233,25 @@ RECIPES = {
         config_overrides={**_V4_MODEL, "mel_anchor_bands": 64},
         options={
             "final_learning_rate_fraction": 0.1,
+            **_V4_LOSSES,
+            "mel_anchor_weight": 10.0,
+            "adversarial_every": 2,
+        },
+        train_speech=DIVERSE_TRAIN_SPEECH,
+    ),
+    "v7": TinyRecipe(
+        folder="tiny-espeak-v7",
+        description="v6 with the learning rate's cosine ending at 0.6 of its start instead of 0.1, 2600 + 40 "
+        "adversarial steps",
+        warmup_steps=2600,
+        adversarial_steps=40,
+        checkpoint_every=650,
+        # v6 ended below its own pilot (STOI 0.875 vs 0.898 at step 2400; a training loss spike at step 414, the
+        # comb's pitch loss off its plateau 400 steps later); the pilot follows v3's 5600-step cosine, whose learning
+        # rate is still 0.59 of its start at step 2640
+        config_overrides={**_V4_MODEL, "mel_anchor_bands": 64},
+        options={
+            "final_learning_rate_fraction": 0.6,
             **_V4_LOSSES,
             "mel_anchor_weight": 10.0,
             "adversarial_every": 2,
