@@ -10,7 +10,7 @@ Timed in the same run on the slice: a dense GEMM of the block's forward FLOPs an
 Goals: at least as fast as the peer's best everywhere; at 2048 tokens ≥ 70% of the dense GEMM's FLOP/s.
 Prints a table and writes ``results/moe_block.json``.
 
-    python packages/ming-moe/benchmarks/bench_moe_block.py [--repeats 7] [--threads 2]
+    python packages/ming-moe/benchmarks/bench_moe_block.py [--repeats 11] [--threads 2]
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def forward_flops(config: BailingMoeV2Config) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
