@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -149,6 +149,27 @@ _V4_LOSSES = {
     "mel_bins": (20, 40, 80, 160, 320),
 }
 
+_V6 = TinyRecipe(
+    folder="tiny-espeak-v6",
+    description="v4's model and losses + the mel-anchored latent (64 bands, anchor loss 10), 2600 + 40 "
+    "adversarial steps",
+    warmup_steps=2600,
+    adversarial_steps=40,
+    checkpoint_every=650,
+    # the probe of v4's settings (probe_phase_retrieval.py) found its band energies over time behind the 64-band
+    # mel's; pilots at step 1200 of v3's schedule (mel / STOI / PESQ): the mel-anchored latent 1.062 / 0.863 /
+    # 1.64 against v4's settings 1.285 / 0.813 / 1.26. Sized for ~20 minutes on this machine (one thread):
+    # 0.39 s per reconstruction step, 5.4 s per discriminator step (measured on a 1-slot run of these settings)
+    config_overrides={**_V4_MODEL, "mel_anchor_bands": 64},
+    options={
+        "final_learning_rate_fraction": 0.1,
+        **_V4_LOSSES,
+        "mel_anchor_weight": 10.0,
+        "adversarial_every": 2,
+    },
+    train_speech=DIVERSE_TRAIN_SPEECH,
+)
+
 RECIPES = {
     "v1": TinyRecipe(
         folder="tiny-espeak",
@@ -219,44 +240,16 @@ RECIPES = {
         train_speech=DIVERSE_TRAIN_SPEECH,
         start_from="v4",
     ),
-    "v6": TinyRecipe(
-        folder="tiny-espeak-v6",
-        description="v4's model and losses + the mel-anchored latent (64 bands, anchor loss 10), 2600 + 40 "
-        "adversarial steps",
-        warmup_steps=2600,
-        adversarial_steps=40,
-        checkpoint_every=650,
-        # the probe of v4's settings (probe_phase_retrieval.py) found its band energies over time behind the 64-band
-        # mel's; pilots at step 1200 of v3's schedule (mel / STOI / PESQ): the mel-anchored latent 1.062 / 0.863 /
-        # 1.64 against v4's settings 1.285 / 0.813 / 1.26. Sized for ~20 minutes on this machine (one thread):
-        # 0.39 s per reconstruction step, 5.4 s per discriminator step (measured on a 1-slot run of these settings)
-        config_overrides={**_V4_MODEL, "mel_anchor_bands": 64},
-        options={
-            "final_learning_rate_fraction": 0.1,
-            **_V4_LOSSES,
-            "mel_anchor_weight": 10.0,
-            "adversarial_every": 2,
-        },
-        train_speech=DIVERSE_TRAIN_SPEECH,
-    ),
-    "v7": TinyRecipe(
+    "v6": _V6,
+    # v6 ended below its own pilot (STOI 0.875 vs 0.898 at step 2400; a training loss spike at step 414, the comb's
+    # pitch loss off its plateau 400 steps later); the pilot follows v3's 5600-step cosine, whose learning rate is
+    # still 0.59 of its start at step 2640
+    "v7": replace(
+        _V6,
         folder="tiny-espeak-v7",
         description="v6 with the learning rate's cosine ending at 0.6 of its start instead of 0.1, 2600 + 40 "
         "adversarial steps",
-        warmup_steps=2600,
-        adversarial_steps=40,
-        checkpoint_every=650,
-        # v6 ended below its own pilot (STOI 0.875 vs 0.898 at step 2400; a training loss spike at step 414, the
-        # comb's pitch loss off its plateau 400 steps later); the pilot follows v3's 5600-step cosine, whose learning
-        # rate is still 0.59 of its start at step 2640
-        config_overrides={**_V4_MODEL, "mel_anchor_bands": 64},
-        options={
-            "final_learning_rate_fraction": 0.6,
-            **_V4_LOSSES,
-            "mel_anchor_weight": 10.0,
-            "adversarial_every": 2,
-        },
-        train_speech=DIVERSE_TRAIN_SPEECH,
+        options={**_V6.options, "final_learning_rate_fraction": 0.6},
     ),
 }
 DEFAULT_RECIPE = "v1"
