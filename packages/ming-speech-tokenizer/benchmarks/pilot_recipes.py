@@ -83,6 +83,23 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"harmonic_candidates": 256, "mel_anchor_bands": 64},
         {**_V4_LOSSES, "mel_anchor_weight": 10.0},
     ),
+    # anchor10 with the generator's gradient clipped to norm 1 and its learning rate ramped up over the first 100
+    # steps (v6 and v7 had loss spikes of 4x and 2.4x their running median, at steps 414 and 123; raw gradient
+    # norms are 30-150 in the first 60 steps); and that at twice the learning rate
+    "harmonic-pitch-mel4096-anchor10-clip1": (
+        {"harmonic_candidates": 256, "mel_anchor_bands": 64},
+        {**_V4_LOSSES, "mel_anchor_weight": 10.0, "max_gradient_norm": 1.0, "learning_rate_warmup_steps": 100},
+    ),
+    "harmonic-pitch-mel4096-anchor10-clip1-lr2e-3": (
+        {"harmonic_candidates": 256, "mel_anchor_bands": 64},
+        {
+            **_V4_LOSSES,
+            "mel_anchor_weight": 10.0,
+            "max_gradient_norm": 1.0,
+            "learning_rate_warmup_steps": 100,
+            "learning_rate": 2e-3,
+        },
+    ),
     "harmonic-mel4096": (
         {"harmonic_candidates": 256},
         _MEL4096,

@@ -8,6 +8,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ming_speech_tokenizer import (
     SpeechDiscriminator,
@@ -221,6 +222,44 @@ def test_the_generator_learning_rate_follows_a_cosine_and_the_discriminators_sta
         assert state["discriminator_optimizer"]["param_groups"][0]["lr"] == 2e-4
 
 
+def test_the_learning_rate_ramps_up_linearly_over_its_warm_up_steps_then_follows_the_cosine(tmp_path, speech):
+    recipe = _recipe(
+        tmp_path, steps=5, checkpoint_every=1, learning_rate=1e-3, final_learning_rate_fraction=0.1,
+        learning_rate_warmup_steps=3,
+    )  # fmt: skip
+    train_speech_tokenizer(_fresh_model(), speech, recipe)
+    for step in range(1, 6):
+        state = torch.load(recipe.output_dir / f"checkpoint-{step:07d}" / "trainer_state.pt", weights_only=True)
+        cosine = 1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / 5))
+        ramp = min(step / 4, 1.0)  # 1/4, 2/4, 3/4 of the cosine on the first three steps
+        assert state["generator_optimizer"]["param_groups"][0]["lr"] == pytest.approx(cosine * ramp)
+
+
+@pytest.mark.parametrize("max_gradient_norm", [None, 0.5])
+def test_max_gradient_norm_clips_the_generator_gradient_the_optimizer_sees(tmp_path, speech, max_gradient_norm):
+    model = _fresh_model()
+    generator_parameters = set(model.parameters())
+    norms = []
+
+    def record(optimizer, args, kwargs):
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if generator_parameters.issuperset(parameters):  # not the discriminators' optimizer
+            norms.append(
+                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])).item()
+            )
+
+    handle = register_optimizer_step_pre_hook(record)  # every optimizer the trainer makes
+    try:
+        train_speech_tokenizer(model, speech, _recipe(tmp_path, steps=3, max_gradient_norm=max_gradient_norm))
+    finally:
+        handle.remove()
+    assert len(norms) == 3
+    if max_gradient_norm is None:
+        assert min(norms) > 1.0  # raw norms of the untrained model: well above the clip below
+    else:
+        assert norms == pytest.approx([max_gradient_norm] * 3)
+
+
 def test_a_run_saved_before_the_optional_terms_existed_resumes_with_their_defaults(tmp_path, speech):
     recipe = _recipe(tmp_path, steps=2, warmup_steps=2, checkpoint_every=1)
     train_speech_tokenizer(_fresh_model(), speech, recipe.model_copy(update={"steps": 1}))
@@ -238,6 +277,8 @@ def test_a_run_saved_before_the_optional_terms_existed_resumes_with_their_defaul
         "phase_magnitude_weighted",
         "adversarial_every",
         "final_learning_rate_fraction",
+        "learning_rate_warmup_steps",
+        "max_gradient_norm",
     )
     (checkpoint / "recipe.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in added}))
     state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
@@ -331,6 +372,8 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, speech):
         ({"complex_stft_resolutions": ((256, 512),)}, "complex_stft_resolutions"),
         ({"complex_stft_compression": 0.0}, "complex_stft_compression"),
         ({"adversarial_every": 0}, "adversarial_every"),
+        ({"max_gradient_norm": 0.0}, "max_gradient_norm"),
+        ({"learning_rate_warmup_steps": -1}, "learning_rate_warmup_steps"),
     ],
 )
 def test_bad_recipes_name_the_field(tmp_path, overrides, field):

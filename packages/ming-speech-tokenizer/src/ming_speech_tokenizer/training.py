@@ -7,7 +7,10 @@ the decoder's last 3 slots are unfinished (no later frame overlaps them), so the
 the first ``warmup_steps`` only the reconstruction terms (mel and KL, plus the optional multi-resolution STFT and
 phase terms) train the generator; afterwards, every ``adversarial_every``-th step, the discriminators take an LSGAN
 step on real vs detached generated audio, and the generator adds the adversarial and feature-matching terms (with the
-discriminators frozen). A non-finite loss stops the run before it reaches an optimizer or a checkpoint.
+discriminators frozen). The generator's learning rate follows a cosine (optionally after a linear ramp of
+``learning_rate_warmup_steps``) and its gradient may be clipped to ``max_gradient_norm``: both off by default, both
+against the loss spikes of short high-rate CPU runs. A non-finite loss stops the run before it reaches an optimizer or
+a checkpoint.
 
 The issue's recipe is the default (mel 15, adversarial 1, feature matching 1, KL 1e-4; STFT and phase weights 0).
 The extra terms exist for short CPU runs, where the discriminators (the only terms that constrain the phase in that
@@ -114,6 +117,17 @@ class TrainingRecipe(BaseModel):
         le=1,
         description="The generator's learning rate follows a cosine from learning_rate to this fraction of it at "
         "`steps` (1.0: constant); the discriminators', which start late, stays constant.",
+    )
+    learning_rate_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps over which the generator's learning rate ramps linearly from 0 to its cosine's value "
+        "(0: no ramp).",
+    )
+    max_gradient_norm: float | None = Field(
+        None,
+        gt=0,
+        description="Clip the generator's gradient to this global L2 norm before each step (None: no clipping).",
     )
     warmup_steps: int = Field(1000, ge=0, description="Reconstruction-only steps before the discriminators start.")
     mel_weight: float = Field(15.0, ge=0, description="Weight of the multi-scale mel L1 loss.")
@@ -410,6 +424,8 @@ def train_speech_tokenizer(
         factor = recipe.final_learning_rate_fraction + (1 - recipe.final_learning_rate_fraction) * 0.5 * (
             1 + math.cos(math.pi * step / recipe.steps)
         )
+        if step < recipe.learning_rate_warmup_steps:
+            factor *= (step + 1) / (recipe.learning_rate_warmup_steps + 1)
         for group in generator_optimizer.param_groups:
             group["lr"] = recipe.learning_rate * factor
         batch = _batch(train_clips, recipe.batch_size, crop, batches).to(device)
@@ -478,6 +494,9 @@ def train_speech_tokenizer(
         generator_optimizer.zero_grad(set_to_none=True)
         total.backward()
         discriminator.requires_grad_(True)
+        if recipe.max_gradient_norm is not None:
+            # a rare batch's outsized gradient otherwise throws AdamW's moments (and the run) off its path
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_gradient_norm)
         generator_optimizer.step()
         step += 1
         values = {name: losses[name].item() if name in losses else 0.0 for name in _LOSS_NAMES}
