@@ -1,6 +1,6 @@
 """Held-out quality of the tiny tokenizer trained on espeak-ng speech, against Griffin-Lim and the untrained model.
 
-Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v7] [--checkpoint DIR]
+Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v9] [--checkpoint DIR]
 Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
 recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet; for a
 recipe that continues another, v5, that recipe's model instead), the

@@ -11,7 +11,7 @@ voices, for v3 2000 spoken by 180 (5 English accents × 36 espeak-ng variants, p
 minute); the held-out set has other sentences (another seed) and 3 voices absent from training (accents and
 variants that none of the training voices use).
 
-Seven recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
+Nine recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
 
 - ``v1`` (the default, ``tiny-espeak``: the checkpoint ming-tts-head's latents come from): the tiny preset, 2400
   reconstruction-only steps (mel + KL) then 60 with the discriminators, constant learning rate 1e-3.
@@ -41,6 +41,10 @@ Seven recipes, each with its own default folder under ``~/.cache/ming/speech-tok
   log-magnitudes are a residual on the envelope they imply.
 - ``v7`` (``tiny-espeak-v7``): v6 with the learning rate's cosine ending at 0.6 of its start instead of 0.1 (the
   path of v6's pilot, which follows v3's 5600-step cosine and scored above v6).
+- ``v8`` (``tiny-espeak-v8``): v7 with the generator's gradient clipped to global norm 1 and its learning rate
+  ramped up linearly over the first 100 steps (against loss spikes like v6's and v7's), 4000 reconstruction steps
+  then 40 with the discriminators every second step (about 20 minutes on the faster machine of session 9).
+- ``v9`` (``tiny-espeak-v9``): v8 with the cosine ending at 0.2 of its start instead of 0.6.
 
 The checkpoint at the end of the warm-up is kept for comparison.
 """
@@ -251,7 +255,31 @@ RECIPES = {
         "adversarial steps",
         options={**_V6.options, "final_learning_rate_fraction": 0.6},
     ),
+    # pilots at step 1200 of v3's schedule (pilot_recipes.py), mel / STOI / PESQ: clip1 0.984 / 0.880 / 1.74 against
+    # anchor10 1.062 / 0.863 / 1.64 (clip1 at twice the rate: 0.995 / 0.869 / 1.61). Sized for ~20 minutes on the
+    # machine of session 9 (2026-12-02), where a pilot step took 0.25 CPU-s (0.42-0.44 in sessions 6-8)
+    "v8": replace(
+        _V6,
+        folder="tiny-espeak-v8",
+        description="v7 with the generator's gradient clipped to norm 1 and its learning rate ramped up over 100 "
+        "steps, 4000 + 40 adversarial steps",
+        warmup_steps=4000,
+        checkpoint_every=1010,
+        options={
+            **_V6.options,
+            "final_learning_rate_fraction": 0.6,
+            "max_gradient_norm": 1.0,
+            "learning_rate_warmup_steps": 100,
+        },
+    ),
 }
+RECIPES["v9"] = replace(
+    RECIPES["v8"],
+    folder="tiny-espeak-v9",
+    description="v8 with the learning rate's cosine ending at 0.2 of its start instead of 0.6, 4000 + 40 "
+    "adversarial steps",
+    options={**RECIPES["v8"].options, "final_learning_rate_fraction": 0.2},
+)
 DEFAULT_RECIPE = "v1"
 
 
