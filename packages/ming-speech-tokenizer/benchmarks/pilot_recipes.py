@@ -182,6 +182,11 @@ def save(out: Path, rows: dict[str, dict[str, str]], stop: int, finetune: bool) 
     )
 
 
+def _saved_rows(out: Path) -> dict[str, dict[str, str]]:
+    """The rows of the pilots' table at ``out`` by variant (none if it does not exist yet)."""
+    return {r["variant"]: r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
@@ -196,7 +201,7 @@ def main() -> None:
     torch.set_num_threads(1)
     clips = speech_clips(HELD_OUT_SPEECH)
     out = Path(__file__).parent / "results" / f"pilots{'_finetune' if finetune else ''}_{args.stop}.json"
-    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
+    rows = {}  # the rows this call measures; saving merges them into the file's (pilots may run side by side)
     if finetune:
         name, reference = "v4", RECIPES["v4"].default_out
     else:
@@ -205,7 +210,7 @@ def main() -> None:
         rows[name] = {"variant": name, "changes": "—", "CPU s / step": "—"}
         rows[name] |= score(SpeechTokenizerModel.from_pretrained(reference).eval(), clips, finetune)
         print(rows[name])
-        save(out, rows, args.stop, finetune)
+        save(out, _saved_rows(out) | rows, args.stop, finetune)
     train = speech_clips(RECIPES["v3"].train_speech)  # v3's, v4's and v5's
     for name in args.variants:
         tiny = pilot_recipe(name)
@@ -238,7 +243,8 @@ def main() -> None:
         }
         rows[name] |= score(model, clips, phases=True)
         print(rows[name])
-        save(out, rows, args.stop, finetune)  # after each variant: an interrupted call keeps what it measured
+        # after each variant, so that an interrupted call keeps what it measured
+        save(out, _saved_rows(out) | rows, args.stop, finetune)
 
 
 if __name__ == "__main__":
