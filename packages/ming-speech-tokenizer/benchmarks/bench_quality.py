@@ -2,14 +2,15 @@
 
 Run: python packages/ming-speech-tokenizer/benchmarks/bench_quality.py [--recipe v1|...|v9] [--checkpoint DIR]
 Evaluates the checkpoint of ``train_tiny_espeak.py --recipe ...`` (trained first when ``DIR``, by default the
-recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet; for a
-recipe that continues another, v5, that recipe's model instead), the
+recipe's folder, does not exist), the same run's checkpoint at the end of its warm-up (no discriminators yet; the
+newest one before it if the checkpoint interval skips it, as v8's and v9's 1010 does; for a recipe that continues
+another, v5, that recipe's model instead), the
 untrained initialisation and Griffin-Lim on the held-out clips (voices and sentences absent from training):
 multi-scale mel distance (the training loss's distance, lower is better), STOI (pystoi) and wide-band PESQ (pesq),
 means over the clips. Griffin-Lim, run in the same call, inverts a 50 Hz mel spectrogram of the clip with as many
 numbers per frame as a latent (64 bands, n_fft 1280, hop 320) through torchaudio's ``InverseMelScale`` and
 ``GriffinLim``. Writes results/quality.json (``v1``; ``quality_<recipe>.json`` for the others), the spectrogram figure
-docs/figures/speech_tokenizer_quality[_v2|…|_v7].png, the training-curve figure
+docs/figures/speech_tokenizer_quality[_v2|…|_v9].png, the training-curve figure
 docs/figures/speech_tokenizer_training[_v2|…|_v7].png, and the WAVs of every system next to the checkpoint
 (``<DIR>-eval/``, outside git).
 """
@@ -88,6 +89,18 @@ def griffin_lim_reconstruction(n_fft: int, hop: int, iterations: int) -> Reconst
     return reconstruct
 
 
+def paired_difference(system: list[float], floor: list[float], name: str) -> str:
+    """``system − floor`` over the same clips: mean, a 95% bootstrap interval of the mean (10 000 resamples of the
+    clips, seed 0) and on how many clips the system scores higher."""
+    difference = np.asarray(system) - np.asarray(floor)
+    resampled = np.random.default_rng(0).choice(difference, (10_000, difference.size)).mean(axis=1)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return (
+        f"{name} {difference.mean():+.4f} (95% bootstrap interval {low:+.4f} to {high:+.4f}; higher on "
+        f"{int((difference > 0).sum())} of {difference.size} clips)"
+    )
+
+
 def scores(reference: torch.Tensor, reconstruction: torch.Tensor, mel_distance: MultiScaleMelLoss) -> dict[str, float]:
     """Multi-scale mel distance, STOI, wide-band PESQ and RMS level (relative to the reference) of one
     reconstruction."""
@@ -159,10 +172,21 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE, help="train_tiny_espeak.py's")
     parser.add_argument("--checkpoint", type=Path, default=None, help="save_pretrained folder (default: the recipe's)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: results/quality[_RECIPE].json)")
+    parser.add_argument(
+        "--held-out-seed",
+        type=int,
+        default=HELD_OUT_SPEECH.seed,
+        help="sentence seed of the held-out clips (another than the default: a set no recipe was chosen on; the "
+        "same unseen voices; files get a _seed<N> suffix)",
+    )
+    parser.add_argument("--held-out-clips", type=int, default=HELD_OUT_SPEECH.n, help="how many held-out clips")
     args = parser.parse_args()
     tiny = RECIPES[args.recipe]
     checkpoint = args.checkpoint or tiny.default_out
     suffix = "" if args.recipe == "v1" else f"_{args.recipe}"  # v1 keeps the file names it has always written
+    held_out = HELD_OUT_SPEECH.model_copy(update={"seed": args.held_out_seed, "n": args.held_out_clips})
+    if held_out != HELD_OUT_SPEECH:
+        suffix += f"_seed{held_out.seed}_{held_out.n}"
     out = args.out or Path(__file__).parent / "results" / f"quality{suffix}.json"
     torch.set_num_threads(1)  # small ops: a second thread costs more than it gains on a shared 2-core machine
     run_dir = run_dir_for(checkpoint)
@@ -175,10 +199,17 @@ def main() -> None:
     # short label (figure, file names) → (description in the table, reconstruction)
     systems: dict[str, tuple[str, Reconstruct]] = {}
     if tiny.start_from is None:
-        warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{tiny.warmup_steps:07d}").eval()
+        # the newest checkpoint without the discriminators: the warm-up's end unless the checkpoint interval skips it
+        warmup_step = max(
+            int(path.name.removeprefix("checkpoint-"))
+            for path in run_dir.glob("checkpoint-*")
+            if int(path.name.removeprefix("checkpoint-")) <= tiny.warmup_steps
+        )
+        warmup = SpeechTokenizerModel.from_pretrained(run_dir / f"checkpoint-{warmup_step:07d}").eval()
         systems["trained"] = (f"tokenizer, trained ({steps} steps)", tokenizer_reconstruction(trained))
+        label = "end of warm-up" if warmup_step == tiny.warmup_steps else f"warm-up step {warmup_step}"
         systems["warm-up end"] = (
-            f"tokenizer, end of warm-up ({tiny.warmup_steps} steps, no discriminators)",
+            f"tokenizer, {label} ({warmup_step} steps, no discriminators)",
             tokenizer_reconstruction(warmup),
         )
     else:  # the model it started from instead of its warm-up end
@@ -205,11 +236,11 @@ def main() -> None:
             griffin_lim_reconstruction(GRIFFIN_LIM_N_FFT, config.hop_length, iterations),
         )
 
-    clips = speech_clips(HELD_OUT_SPEECH)
+    clips = speech_clips(held_out)
     mel_distance = MultiScaleMelLoss(SAMPLE_RATE)
-    wav_dir = checkpoint.with_name(checkpoint.name + "-eval")
+    wav_dir = checkpoint.with_name(checkpoint.name + "-eval" + suffix.removeprefix(f"_{args.recipe}"))
     wav_dir.mkdir(parents=True, exist_ok=True)
-    rows, first_outputs = [], {}
+    rows, first_outputs, clip_scores = [], {}, {}
     for label, (name, reconstruct) in systems.items():
         start = time.perf_counter()
         per_clip = []
@@ -220,6 +251,7 @@ def main() -> None:
                 wavfile.write(wav_dir / f"clip{i}-{label.replace(' ', '_')}.wav", SAMPLE_RATE, output.numpy())
                 if i == 0 and not label.startswith("swap"):
                     first_outputs[label] = output
+        clip_scores[label] = per_clip
         means = {key: float(np.mean([s[key] for s in per_clip])) for key in per_clip[0]}
         rows.append(
             {
@@ -235,29 +267,39 @@ def main() -> None:
         print(" | ".join(rows[-1].values()))
     for i, clip in enumerate(clips):
         wavfile.write(wav_dir / f"clip{i}-original.wav", SAMPLE_RATE, clip.numpy())
+    floor = f"Griffin-Lim {GRIFFIN_LIM_ITERATIONS[0]}"
+    paired = "; ".join(
+        paired_difference([c[key] for c in clip_scores["trained"]], [c[key] for c in clip_scores[floor]], name)
+        for key, name in (("stoi", "STOI"), ("pesq", "PESQ"))
+    )
+    paired = f"Trained tokenizer − {systems[floor][0]}, per clip: {paired}."
+    print(paired)
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    voice = HELD_OUT_SPEECH.voice_list()
+    voice = held_out.voice_list()
     plot_spectrograms(
         FIGURES / f"speech_tokenizer_quality{suffix}.png",
         clips[0],
         first_outputs,
         f"held-out clip 0 (voices {', '.join(voice)} unseen in training)",
     )
-    plot_training(FIGURES / f"speech_tokenizer_training{suffix}.png", run_dir, tiny.warmup_steps)
+    if held_out == HELD_OUT_SPEECH:  # the same curves whatever clips are scored
+        plot_training(FIGURES / f"speech_tokenizer_training{suffix}.png", run_dir, tiny.warmup_steps)
     seconds = sum(c.numel() for c in clips) / SAMPLE_RATE
     write_result(
         out,
         f"Tiny tokenizer trained on CPU on espeak-ng speech (recipe {args.recipe}, "
         f"{f'{tiny.start_from} + ' if tiny.start_from else ''}{steps} steps): held-out quality",
-        f"bench_quality.py --recipe {args.recipe}",
+        f"bench_quality.py --recipe {args.recipe}"
+        + (f" --held-out-seed {held_out.seed} --held-out-clips {held_out.n}" if held_out != HELD_OUT_SPEECH else ""),
         rows,
-        f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of another seed, voices {', '.join(voice)} "
-        "not in training); means over clips. Mel distance: the training loss's multi-scale log-mel L1 "
+        f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of seed {held_out.seed}, training's is 0; voices "
+        f"{', '.join(voice)} not in training); means over clips. Mel distance: the training loss's "
+        "multi-scale log-mel L1 "
         "(4 scales summed). The tokenizer encodes and decodes with "
         f"{1000 * config.latency_frames * config.hop_length // SAMPLE_RATE} ms of silence appended (its latency). "
         f"Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe {args.recipe}` "
-        f"({tiny.description}; {tiny.train_speech.n} clips, {len(tiny.train_speech.voice_list())} voices).",
+        f"({tiny.description}; {tiny.train_speech.n} clips, {len(tiny.train_speech.voice_list())} voices). " + paired,
     )
     print(f"figures under {FIGURES}, audio under {wav_dir}")
 
