@@ -31,7 +31,15 @@ from pystoi import stoi
 from report import write_result
 from scipy.io import wavfile
 from torchaudio.transforms import GriffinLim, InverseMelScale, MelSpectrogram
-from train_tiny_espeak import DEFAULT_RECIPE, HELD_OUT_SPEECH, RECIPES, run_dir_for, speech_clips, train_and_save
+from train_tiny_espeak import (
+    DEFAULT_RECIPE,
+    HELD_OUT_SPEECH,
+    RECIPES,
+    recipe_with_seed,
+    run_dir_for,
+    speech_clips,
+    train_and_save,
+)
 
 from ming_speech_tokenizer import MultiScaleMelLoss, SpeechTokenizerModel
 
@@ -180,13 +188,17 @@ def main() -> None:
         "same unseen voices; files get a _seed<N> suffix)",
     )
     parser.add_argument("--held-out-clips", type=int, default=HELD_OUT_SPEECH.n, help="how many held-out clips")
+    parser.add_argument("--seed", type=int, default=0, help="train_tiny_espeak.py's (a replicate)")
     args = parser.parse_args()
-    tiny = RECIPES[args.recipe]
+    tiny = recipe_with_seed(args.recipe, args.seed)
     checkpoint = args.checkpoint or tiny.default_out
     suffix = "" if args.recipe == "v1" else f"_{args.recipe}"  # v1 keeps the file names it has always written
+    if args.seed:
+        suffix += f"_train-seed{args.seed}"
     held_out = HELD_OUT_SPEECH.model_copy(update={"seed": args.held_out_seed, "n": args.held_out_clips})
-    if held_out != HELD_OUT_SPEECH:
-        suffix += f"_seed{held_out.seed}_{held_out.n}"
+    clips_suffix = "" if held_out == HELD_OUT_SPEECH else f"_seed{held_out.seed}_{held_out.n}"
+    suffix += clips_suffix
+    seed_option = f" --seed {args.seed}" if args.seed else ""
     out = args.out or Path(__file__).parent / "results" / f"quality{suffix}.json"
     torch.set_num_threads(1)  # small ops: a second thread costs more than it gains on a shared 2-core machine
     run_dir = run_dir_for(checkpoint)
@@ -238,7 +250,7 @@ def main() -> None:
 
     clips = speech_clips(held_out)
     mel_distance = MultiScaleMelLoss(SAMPLE_RATE)
-    wav_dir = checkpoint.with_name(checkpoint.name + "-eval" + suffix.removeprefix(f"_{args.recipe}"))
+    wav_dir = checkpoint.with_name(checkpoint.name + "-eval" + clips_suffix)
     wav_dir.mkdir(parents=True, exist_ok=True)
     rows, first_outputs, clip_scores = [], {}, {}
     for label, (name, reconstruct) in systems.items():
@@ -290,7 +302,7 @@ def main() -> None:
         out,
         f"Tiny tokenizer trained on CPU on espeak-ng speech (recipe {args.recipe}, "
         f"{f'{tiny.start_from} + ' if tiny.start_from else ''}{steps} steps): held-out quality",
-        f"bench_quality.py --recipe {args.recipe}"
+        f"bench_quality.py --recipe {args.recipe}{seed_option}"
         + (f" --held-out-seed {held_out.seed} --held-out-clips {held_out.n}" if held_out != HELD_OUT_SPEECH else ""),
         rows,
         f"{len(clips)} held-out clips ({seconds:.0f} s; sentences of seed {held_out.seed}, training's is 0; voices "
@@ -298,7 +310,8 @@ def main() -> None:
         "multi-scale log-mel L1 "
         "(4 scales summed). The tokenizer encodes and decodes with "
         f"{1000 * config.latency_frames * config.hop_length // SAMPLE_RATE} ms of silence appended (its latency). "
-        f"Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe {args.recipe}` "
+        "Checkpoint: `python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py "
+        f"--recipe {args.recipe}{seed_option}` "
         f"({tiny.description}; {tiny.train_speech.n} clips, {len(tiny.train_speech.voice_list())} voices). " + paired,
     )
     print(f"figures under {FIGURES}, audio under {wav_dir}")

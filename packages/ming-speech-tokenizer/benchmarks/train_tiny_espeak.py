@@ -90,7 +90,7 @@ DIVERSE_TRAIN_SPEECH = SpeechOptions(
     pitches=(10, 20, 30, 40, 50, 60, 70, 80, 90),
 )
 SCALE_CLIPS = 200  # training clips the latent scale is estimated from (all of v1's and v2's 160)
-MODEL_SEED = 0  # the untrained baseline of bench_quality.py is this initialisation
+MODEL_SEED = 0  # the untrained baseline of bench_quality.py is this initialisation (with --seed N: seed N)
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class TinyRecipe:
     options: dict = field(default_factory=dict)
     train_speech: SpeechOptions = TRAIN_SPEECH
     start_from: str | None = None  # a recipe whose trained model this one continues (trained first if missing)
+    seed: int = 0  # of the initialisation (MODEL_SEED + seed) and of TrainingRecipe.seed (batches, noise)
 
     @property
     def default_out(self) -> Path:
@@ -116,7 +117,7 @@ class TinyRecipe:
 
     def untrained_model(self) -> SpeechTokenizerModel:
         """The model as initialised before training."""
-        torch.manual_seed(MODEL_SEED)
+        torch.manual_seed(MODEL_SEED + self.seed)
         return SpeechTokenizerModel(self.model_config())
 
     def initial_model(self) -> SpeechTokenizerModel:
@@ -132,7 +133,8 @@ class TinyRecipe:
         return model
 
     def training_recipe(self, run_dir: Path) -> TrainingRecipe:
-        options = {"batch_size": 8, "segment_frames": 50, "learning_rate": 1e-3, "plot_clips": 3} | self.options
+        options = {"batch_size": 8, "segment_frames": 50, "learning_rate": 1e-3, "plot_clips": 3, "seed": self.seed}
+        options |= self.options
         return TrainingRecipe(
             output_dir=run_dir,
             steps=self.warmup_steps + self.adversarial_steps,
@@ -283,6 +285,13 @@ RECIPES["v9"] = replace(
 DEFAULT_RECIPE = "v1"
 
 
+def recipe_with_seed(name: str, seed: int) -> TinyRecipe:
+    """Recipe ``name``, or with a seed other than 0 the same recipe from another initialisation and batch order,
+    in the folder ``<folder>-seed<seed>`` (a replicate)."""
+    tiny = RECIPES[name]
+    return tiny if seed == 0 else replace(tiny, seed=seed, folder=f"{tiny.folder}-seed{seed}")
+
+
 def speech_clips(options: SpeechOptions) -> list[torch.Tensor]:
     """The utterances of ``options`` as float32 tensors at 16 kHz."""
     return [torch.from_numpy(u.audio) for u in make_speech(options)]
@@ -315,9 +324,10 @@ def main() -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE, help="see the module docstring")
     parser.add_argument("--out", type=Path, default=None, help="where save_pretrained writes the model")
     parser.add_argument("--run", type=Path, default=None, help="trainer checkpoints and plots (default: <out>-run)")
+    parser.add_argument("--seed", type=int, default=0, help="another initialisation and batch order (a replicate)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # thousands of small ops: a second thread costs more than it gains on a shared 2-core box
-    tiny = RECIPES[args.recipe]
+    tiny = recipe_with_seed(args.recipe, args.seed)
     out = args.out or tiny.default_out
     train_and_save(tiny, out, args.run or run_dir_for(out))
 
