@@ -69,13 +69,13 @@ def components(use_cache: bool) -> dict[str, Component]:
     found = {
         "speech_tokenizer": Component(
             "speech tokenizer",
-            CACHE / "speech-tokenizer" / "tiny-espeak",
+            CACHE / "speech-tokenizer" / "tiny-espeak-v9",
             "python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py",
             SpeechTokenizerModel,
         ),
         "talker": Component(
             "talker (TTS head)",
-            CACHE / "tts-head" / "tiny-espeak",
+            CACHE / "tts-head" / "tiny-espeak-v9",
             "python packages/ming-tts-head/benchmarks/train_espeak_tts.py",
             TTSHeadModel,
         ),

@@ -1,8 +1,8 @@
 """Train the tiny speech tokenizer on espeak-ng speech (10–25 CPU-minutes on one thread) and save it.
 
-Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py --recipe v4 [--out D] [--run D]
+Run: ming-heavy python packages/ming-speech-tokenizer/benchmarks/train_tiny_espeak.py [--recipe v9] [--out D] [--run D]
 ``SpeechTokenizerModel.from_pretrained(DIR)`` then loads it (safetensors via ``save_pretrained``; its
-``latent_scaling_factor`` gives the training clips' latents unit std); ``bench_quality.py --recipe v4`` evaluates it.
+``latent_scaling_factor`` gives the training clips' latents unit std); ``bench_quality.py --recipe v9`` evaluates it.
 The trainer's own checkpoints go to ``--run`` (default ``<out>-run``): an interrupted run resumes from there when
 called again.
 
@@ -13,7 +13,7 @@ variants that none of the training voices use).
 
 Nine recipes, each with its own default folder under ``~/.cache/ming/speech-tokenizer/``:
 
-- ``v1`` (the default, ``tiny-espeak``: the checkpoint ming-tts-head's latents come from): the tiny preset, 2400
+- ``v1`` (``tiny-espeak``; the default until v9): the tiny preset, 2400
   reconstruction-only steps (mel + KL) then 60 with the discriminators, constant learning rate 1e-3.
 - ``v2`` (``tiny-espeak-v2``): the tiny frame layout at width 256 (2.8 M parameters; the same latent contract,
   50 Hz × 64), 5400 reconstruction steps then 300 in which the discriminators step every second step (a step with
@@ -44,7 +44,8 @@ Nine recipes, each with its own default folder under ``~/.cache/ming/speech-toke
 - ``v8`` (``tiny-espeak-v8``): v7 with the generator's gradient clipped to global norm 1 and its learning rate
   ramped up linearly over the first 100 steps (against loss spikes like v6's and v7's), 4000 reconstruction steps
   then 40 with the discriminators every second step (about 20 minutes on the faster machine of session 9).
-- ``v9`` (``tiny-espeak-v9``): v8 with the cosine ending at 0.2 of its start instead of 0.6.
+- ``v9`` (the default, ``tiny-espeak-v9``: the best, and the checkpoint whose latents ming-tts-head's benchmarks
+  and ming-omni's tour use): v8 with the cosine ending at 0.2 of its start instead of 0.6.
 
 The checkpoint at the end of the warm-up is kept for comparison.
 """
@@ -282,7 +283,7 @@ RECIPES["v9"] = replace(
     "adversarial steps",
     options={**RECIPES["v8"].options, "final_learning_rate_fraction": 0.2},
 )
-DEFAULT_RECIPE = "v1"
+DEFAULT_RECIPE = "v9"
 
 
 def recipe_with_seed(name: str, seed: int) -> TinyRecipe:

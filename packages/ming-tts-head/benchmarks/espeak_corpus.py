@@ -24,8 +24,10 @@ HELD_OUT_START = 400  # the held-out sentences are the draws after the first 400
 FRAME_SAMPLES = 320  # one latent frame = 20 ms at 16 kHz
 LOUD = 0.02  # a 20 ms frame is speech when its RMS exceeds this share of the clip's loudest frame
 TAIL_FRAMES = 4  # silence kept after the last loud frame when trailing silence is trimmed (speech_latents)
-TOKENIZER_DIR = Path.home() / ".cache" / "ming" / "speech-tokenizer" / "tiny-espeak"
-CHECKPOINT_DIR = Path.home() / ".cache" / "ming" / "tts-head" / "tiny-espeak"
+# ming-speech-tokenizer's recipe v9 (train_tiny_espeak.py's default); the head's folder names the tokenizer it learnt
+# from, so a head trained on another tokenizer's latents (v1's, before) is never decoded by this one
+TOKENIZER_DIR = Path.home() / ".cache" / "ming" / "speech-tokenizer" / "tiny-espeak-v9"
+CHECKPOINT_DIR = Path.home() / ".cache" / "ming" / "tts-head" / "tiny-espeak-v9"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ the recordings; the learning-rate schedule follows the CPU time used, so the ste
     python packages/ming-tts-head/benchmarks/train_digit_recogniser.py
 
 It writes the recogniser and ``training.json`` (recipe, losses, the sentences it must not be scored on being
-absent from its training set, a validation WER) to ``~/.cache/ming/tts-head/digit-recogniser/`` (``--out``).
+absent from its training set, a validation WER) to ``~/.cache/ming/tts-head/digit-recogniser-v9/`` (``--out``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from ming_contextasr import (
 )
 from ming_testdata import SAMPLE_RATE, speak
 
-RECOGNISER_DIR = Path.home() / ".cache" / "ming" / "tts-head" / "digit-recogniser"
+RECOGNISER_DIR = Path.home() / ".cache" / "ming" / "tts-head" / "digit-recogniser-v9"  # round trips: tokenizer v9
 OTHER_VOICES = ("en-gb", "en-us+f3", "en-gb+m3", "en-029", "en-gb-x-rp")
 UNSEEN_VOICE = "en-gb-scotland"  # never in training: the validation's second voice
 SPEED_RANGE, PITCH_RANGE = (130, 190), (30, 70)

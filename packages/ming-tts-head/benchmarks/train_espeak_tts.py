@@ -3,14 +3,15 @@
     python packages/ming-tts-head/benchmarks/train_espeak_tts.py [--steps 4000] [--sentences 2000] [--out DIR]
         [--keep-trailing-silence]
 
-Makes ``--out`` (default ``~/.cache/ming/tts-head/tiny-espeak/``): ``config.json`` + ``model.safetensors`` of the
+Makes ``--out`` (default ``~/.cache/ming/tts-head/tiny-espeak-v9/``): ``config.json`` + ``model.safetensors`` of the
 trained head and ``training.json`` (corpus, text vocabulary, tokenizer, losses, time). Checkpoints go to
 ``--out/run/``; the same command after an interruption resumes from the latest one and finishes the identical run.
 The corpus is espeak_corpus.py's: digit sequences in one voice, one text id per word, latents from the tiny speech
-tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak/``), each clip's trailing silence
-trimmed to ``TAIL_FRAMES`` after its last loud frame (``Clip.speech_latents``; ``--keep-trailing-silence``: the whole
-clip, as the previous recipe). About 11 minutes on one shared CPU core (578 s of training at about 7 steps per
-second, after half a minute of synthesis and encoding).
+tokenizer at ``--tokenizer`` (default ``~/.cache/ming/speech-tokenizer/tiny-espeak-v9/``, its recipe v9), each clip's
+trailing silence trimmed to ``TAIL_FRAMES`` after its last loud frame (``Clip.speech_latents``;
+``--keep-trailing-silence``: the whole clip, as the previous recipe). About 11 minutes on one shared CPU core (578 s
+of training at about 7 steps per second, after half a minute of synthesis and encoding; 850 s in all with the
+other core busy).
 """
 
 from __future__ import annotations
