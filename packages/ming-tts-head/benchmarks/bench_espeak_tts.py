@@ -222,13 +222,14 @@ def main() -> None:
     if transcripts is not None:
         recipe = json.loads((args.recogniser / "training.json").read_text())
         voices = recipe["voices"]
+        share = recipe["recipe"]["round_trip_share"]
+        round_trips = f"{share:.0%} of them through the tokenizer's encode → decode" if share else "as recorded"
         recogniser_note = (
             f"the digit recogniser at {args.recogniser} (ming-contextasr's ContextASRRecognizer, "
             f"{recipe['parameters'] / 1e3:.0f} k parameters, no context, greedy, at most {MAX_WORDS} words), trained "
             f"by train_digit_recogniser.py for {recipe['steps']} steps ({recipe['cpu_seconds'] / 60:.1f} CPU min) on "
             f"{recipe['train_sentences']} other digit sequences in {voices['tts'][0]} and "
-            f"{', '.join(voices['others'])}, {recipe['recipe']['round_trip_share']:.0%} of them through the "
-            f"tokenizer's encode → decode; it never heard these sentences nor "
+            f"{', '.join(voices['others'])}, {round_trips}; it never heard these sentences nor "
             f"{UNSEEN_VOICE}. Scored with ming-contextasr's ContextASR-Bench normaliser and WER "
             "against the digit words (insertions count, so WER can exceed 100 %). Words heard r: Pearson correlation "
             "of the number of words in the transcript and in the sentence."
